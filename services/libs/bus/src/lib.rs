@@ -1,0 +1,34 @@
+//! Zhida's event backbone, written once for every service:
+//!
+//! - [`Topic`]: every topic name comes from this enum (plus a deployment prefix);
+//! - [`Event`]: a protobuf payload wrapped as a CloudEvent in Kafka binary mode, with the
+//!   W3C `traceparent` of the span that produced it;
+//! - [`Producer`]: idempotent (`enable.idempotence`), awaits the broker's acknowledgement;
+//! - [`run_consumer`]: the at-least-once loop with retries and a dead-letter topic;
+//! - [`TableReader`]: replays a compacted topic into memory (the profiler's index).
+
+mod admin;
+mod consumer;
+mod envelope;
+mod producer;
+mod table;
+mod topics;
+
+pub use admin::ensure_topics;
+pub use consumer::{ConsumerSpec, HandleError, Handler, Record, run_consumer};
+pub use envelope::{Event, EventMeta, headers as header_names};
+pub use producer::{Delivered, ProduceError, Producer};
+pub use table::{TableReader, TableRecord};
+pub use topics::{Topic, Topics};
+
+/// librdkafka settings shared by producers and consumers.
+pub(crate) fn client_config(kafka: &zhida_runtime::config::KafkaConfig) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", "zhida")
+        // Fail fast on an unreachable broker in logs, but keep retrying.
+        .set("reconnect.backoff.max.ms", "2000")
+        .set("log_level", "4");
+    config
+}

@@ -1,0 +1,69 @@
+//! The one place topic names come from.
+
+use zhida_runtime::config::KafkaConfig;
+
+/// Every topic Zhida uses. Keys: see each variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `PolicyPublished`, keyed by policy id.
+    PolicyEvents,
+    /// `ProfileUpserted`, keyed by subject id; compacted; empty value = deleted.
+    Profiles,
+    /// `DeliveryRequested`, keyed by recipient id.
+    DeliveryRequests,
+    /// `DeliveryStatusChanged`, keyed by recipient id.
+    DeliveryStatus,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 4] = [
+        Topic::PolicyEvents,
+        Topic::Profiles,
+        Topic::DeliveryRequests,
+        Topic::DeliveryStatus,
+    ];
+
+    /// The name without the deployment prefix.
+    pub const fn base_name(self) -> &'static str {
+        match self {
+            Topic::PolicyEvents => "policy.events",
+            Topic::Profiles => "profiles",
+            Topic::DeliveryRequests => "delivery.requests",
+            Topic::DeliveryStatus => "delivery.status",
+        }
+    }
+
+    /// Compacted topics keep the latest value per key forever.
+    pub const fn compacted(self) -> bool {
+        matches!(self, Topic::Profiles)
+    }
+}
+
+/// Topic and group names of one deployment (prefix applied).
+#[derive(Debug, Clone)]
+pub struct Topics {
+    topic_prefix: String,
+    group_prefix: String,
+}
+
+impl Topics {
+    pub fn new(config: &KafkaConfig) -> Self {
+        Self {
+            topic_prefix: config.topic_prefix.clone(),
+            group_prefix: config.group_prefix.clone(),
+        }
+    }
+
+    pub fn name(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.base_name())
+    }
+
+    /// Where permanently failing records of `topic` go.
+    pub fn dead_letter(&self, topic: Topic) -> String {
+        format!("{}.dlq", self.name(topic))
+    }
+
+    pub fn group(&self, group: &str) -> String {
+        format!("{}{group}", self.group_prefix)
+    }
+}

@@ -1,0 +1,27 @@
+//! Compiles `proto/zhida/**/*.proto` with protox (pure Rust, no system `protoc`)
+//! and keeps the encoded descriptor set for gRPC server reflection.
+
+use std::path::PathBuf;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    let files = [
+        "zhida/events/v1/events.proto",
+        "zhida/policy/v1/policy.proto",
+        "zhida/profile/v1/profile.proto",
+        "zhida/relay/v1/relay.proto",
+        "zhida/notification/v1/notification.proto",
+    ];
+    let fds = protox::compile(files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("zhida_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    println!("cargo:rerun-if-changed={}", root.display());
+    Ok(())
+}

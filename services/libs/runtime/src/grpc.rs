@@ -1,0 +1,180 @@
+//! The gRPC host: one tonic server carrying the routes of one or more [`Component`]s, plus
+//! `grpc.health.v1` and server reflection, with the components' background tasks beside it.
+//! `zhida serve notifier` hosts one component; `zhida serve all` and the demo host four.
+
+use std::{convert::Infallible, future::Future, pin::Pin};
+
+use tokio::net::TcpListener;
+use tonic::{Code, Status, server::NamedService, service::RoutesBuilder};
+use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::shutdown::Shutdown;
+
+type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+type Register = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+
+/// A service's gRPC routes and its background tasks (consumers), ready to be hosted.
+pub struct Component {
+    name: &'static str,
+    grpc_services: Vec<&'static str>,
+    registers: Vec<Register>,
+    tasks: Vec<(&'static str, Task)>,
+}
+
+impl Component {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            grpc_services: Vec::new(),
+            registers: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Adds a tonic service; it is reported SERVING by the health service while up.
+    pub fn grpc<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.grpc_services.push(S::NAME);
+        self.registers.push(Box::new(move |routes| {
+            routes.add_service(service);
+        }));
+        self
+    }
+
+    /// Adds a background task. A task that returns an error stops the whole process
+    /// (the orchestrator restarts it), because a dead consumer must not look healthy.
+    pub fn task(
+        mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        self.tasks.push((name, Box::pin(task)));
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// Serves `components` on `listener` until `shutdown.token` is cancelled or a task fails,
+/// then waits for the tasks to drain. The caller bounds the drain with its grace period.
+pub async fn serve(
+    components: Vec<Component>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zhida_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zhida_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut routes = RoutesBuilder::default();
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let failed = shutdown.token.child_token();
+    let mut names = Vec::new();
+    for component in components {
+        names.push(component.name);
+        for register in component.registers {
+            register(&mut routes);
+        }
+        for service in &component.grpc_services {
+            health.set_service_status(*service, ServingStatus::Serving).await;
+        }
+        for (task_name, task) in component.tasks {
+            let token = shutdown.token.clone();
+            let failed = failed.clone();
+            let component_name = component.name;
+            shutdown.tracker.spawn(async move {
+                match task.await {
+                    Ok(()) => tracing::debug!(component = component_name, task = task_name, "task finished"),
+                    Err(error) => {
+                        tracing::error!(component = component_name, task = task_name, error = format!("{error:#}"), "task failed; shutting down");
+                        failed.cancel();
+                        token.cancel();
+                    }
+                }
+            });
+        }
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+    tracing::info!(addr = %listener.local_addr()?, components = ?names, "gRPC serving");
+
+    let token = shutdown.token.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, async move {
+            token.cancelled().await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+        })
+        .await?;
+    shutdown.tracker.close();
+    shutdown.tracker.wait().await;
+    if failed.is_cancelled() {
+        anyhow::bail!("a background task failed; see the log above");
+    }
+    Ok(())
+}
+
+/// Collects field-level problems of a request and turns them into one
+/// `INVALID_ARGUMENT` status with `google.rpc.BadRequest` details.
+#[derive(Debug, Default)]
+pub struct FieldViolations(Vec<(String, String)>);
+
+impl FieldViolations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push((field.into(), description.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn violations(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// `Ok(())` when nothing was added, else the `INVALID_ARGUMENT` status.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let summary = self
+            .0
+            .iter()
+            .map(|(f, d)| format!("{f}: {d}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut details = ErrorDetails::new();
+        for (field, description) in self.0 {
+            details.add_bad_request_violation(field, description);
+        }
+        Err(Status::with_error_details(Code::InvalidArgument, summary, details))
+    }
+}

@@ -1,0 +1,11 @@
+//! The runtime every Zhida service shares: layered configuration, telemetry, graceful
+//! shutdown, a gRPC host with health and reflection, and the mapping of errors to `Status`.
+
+pub mod config;
+pub mod grpc;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use grpc::{Component, FieldViolations, serve};
+pub use shutdown::Shutdown;

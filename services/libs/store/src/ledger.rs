@@ -1,0 +1,98 @@
+//! The delivery ledger: at most one successful send per (policy, recipient, channel).
+//!
+//! A notifier first [`begin`](DeliveryLedger::begin)s a delivery, which takes a lease; only the
+//! lease holder sends. Then it [`finish`](DeliveryLedger::finish)es it (remembered for the dedup
+//! TTL) or [`abandon`](DeliveryLedger::abandon)s it after a transient failure so a retry can
+//! take it again. A holder that dies loses its lease after `lease`, and a redelivered
+//! request takes it over.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// Identifies one delivery. Components must not contain `|`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub policy_id: String,
+    pub recipient_id: String,
+    /// Channel name, e.g. `email`.
+    pub channel: String,
+}
+
+impl DeliveryKey {
+    pub(crate) fn encoded(&self) -> String {
+        format!("{}|{}|{}", self.policy_id, self.recipient_id, self.channel)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeState {
+    Sent,
+    Failed,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: OutcomeState,
+    /// Free text for operators (never personal data).
+    pub detail: String,
+}
+
+/// The answer to [`DeliveryLedger::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The caller holds the lease (token) and must send, then finish or abandon.
+    Acquired(String),
+    /// Someone else holds an unexpired lease.
+    InFlight,
+    /// Already done: do not send again.
+    Done(Outcome),
+}
+
+/// What the ledger knows of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    InFlight,
+    Done(Outcome),
+}
+
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    async fn begin(&self, key: &DeliveryKey, lease: Duration) -> Result<Begin>;
+    /// Records the outcome. Idempotent; the lease token is not needed, because an outcome
+    /// is a fact and the first one recorded wins.
+    async fn finish(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<()>;
+    /// Releases the lease `token` (no-op if it expired and someone else holds the key).
+    async fn abandon(&self, key: &DeliveryKey, token: &str) -> Result<()>;
+    async fn status(&self, key: &DeliveryKey) -> Result<Option<Status>>;
+}
+
+pub(crate) const IN_FLIGHT: &str = "inflight:";
+
+/// Ledger values: `inflight:<token>`, `sent:<detail>` or `failed:<detail>`.
+pub(crate) fn parse(value: &str) -> Status {
+    if value.starts_with(IN_FLIGHT) {
+        return Status::InFlight;
+    }
+    let (state, detail) = value.split_once(':').unwrap_or((value, ""));
+    let state = if state == "failed" {
+        OutcomeState::Failed
+    } else {
+        OutcomeState::Sent
+    };
+    Status::Done(Outcome {
+        state,
+        detail: detail.to_string(),
+    })
+}
+
+pub(crate) fn render(outcome: &Outcome) -> String {
+    let state = match outcome.state {
+        OutcomeState::Sent => "sent",
+        OutcomeState::Failed => "failed",
+    };
+    format!("{state}:{}", outcome.detail)
+}

@@ -1,0 +1,70 @@
+//! Serving state behind small traits, each with two implementations that pass the same
+//! contract tests ([`contract`]): Redis for deployments, memory for the embedded default.
+//!
+//! - [`DeliveryLedger`]: the notifier's exactly-once gate per (policy, recipient, channel);
+//! - [`Feed`]: an append-only, idempotent, cursor-paged feed (the relay's "政府+" feed).
+
+pub mod contract;
+mod feed;
+mod ledger;
+mod memory;
+mod redis_store;
+
+use std::sync::Arc;
+
+pub use feed::{Feed, FeedEntry, FeedReadError};
+pub use ledger::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Status};
+pub use memory::{MemoryFeed, MemoryLedger};
+pub use redis_store::{RedisFeed, RedisLedger};
+use zhida_runtime::config::{StoreBackend, StoreConfig};
+
+/// A store that could not answer. Always worth retrying: callers treat it as transient.
+#[derive(Debug, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(String);
+
+impl From<redis::RedisError> for StoreError {
+    fn from(error: redis::RedisError) -> Self {
+        Self(error.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Opens the stores the configuration asks for.
+#[derive(Clone)]
+pub struct Stores {
+    config: StoreConfig,
+    redis: Option<redis::aio::ConnectionManager>,
+}
+
+impl Stores {
+    /// Connects to Redis when `store.backend = "redis"` (fails if it cannot).
+    pub async fn open(config: &StoreConfig) -> Result<Self> {
+        let redis = match config.backend {
+            StoreBackend::Memory => None,
+            StoreBackend::Redis => {
+                let client = redis::Client::open(config.redis_url.as_str())?;
+                Some(redis::aio::ConnectionManager::new(client).await?)
+            }
+        };
+        Ok(Self {
+            config: config.clone(),
+            redis,
+        })
+    }
+
+    pub fn ledger(&self) -> Arc<dyn DeliveryLedger> {
+        match &self.redis {
+            Some(conn) => Arc::new(RedisLedger::new(conn.clone(), &self.config.key_prefix, self.config.dedup_ttl)),
+            None => Arc::new(MemoryLedger::default()),
+        }
+    }
+
+    pub fn feed(&self, name: &str) -> Arc<dyn Feed> {
+        match &self.redis {
+            Some(conn) => Arc::new(RedisFeed::new(conn.clone(), &format!("{}feed:{name}", self.config.key_prefix))),
+            None => Arc::new(MemoryFeed::default()),
+        }
+    }
+}

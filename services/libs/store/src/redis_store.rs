@@ -1,0 +1,167 @@
+//! Redis stores for deployments: every replica shares them. Multi-step updates are Lua
+//! scripts, so each is atomic.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::{Script, aio::ConnectionManager, streams::StreamRangeReply};
+
+use crate::{
+    Result,
+    feed::{Feed, FeedEntry, FeedReadError},
+    ledger::{self, Begin, DeliveryKey, DeliveryLedger, IN_FLIGHT, Outcome, Status},
+};
+
+/// [`DeliveryLedger`] on Redis strings: `<prefix>delivery:<policy>|<recipient>|<channel>`.
+pub struct RedisLedger {
+    conn: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+}
+
+impl RedisLedger {
+    pub fn new(conn: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
+        Self {
+            conn,
+            prefix: format!("{prefix}delivery:"),
+            ttl,
+        }
+    }
+
+    fn key(&self, key: &DeliveryKey) -> String {
+        format!("{}{}", self.prefix, key.encoded())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl DeliveryLedger for RedisLedger {
+    async fn begin(&self, key: &DeliveryKey, lease: Duration) -> Result<Begin> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let script = Script::new(
+            r"local v = redis.call('GET', KEYS[1])
+              if v then return v end
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return false",
+        );
+        let existing: Option<String> = script
+            .key(self.key(key))
+            .arg(format!("{IN_FLIGHT}{token}"))
+            .arg(millis(lease))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match existing.map(|v| ledger::parse(&v)) {
+            None => Begin::Acquired(token),
+            Some(Status::InFlight) => Begin::InFlight,
+            Some(Status::Done(outcome)) => Begin::Done(outcome),
+        })
+    }
+
+    async fn finish(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<()> {
+        let script = Script::new(
+            r"local v = redis.call('GET', KEYS[1])
+              if v and string.sub(v, 1, string.len(ARGV[3])) ~= ARGV[3] then return 0 end
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return 1",
+        );
+        let _: i64 = script
+            .key(self.key(key))
+            .arg(ledger::render(outcome))
+            .arg(millis(self.ttl))
+            .arg(IN_FLIGHT)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &DeliveryKey, token: &str) -> Result<()> {
+        let script = Script::new(
+            r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+              return 0",
+        );
+        let _: i64 = script
+            .key(self.key(key))
+            .arg(format!("{IN_FLIGHT}{token}"))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn status(&self, key: &DeliveryKey) -> Result<Option<Status>> {
+        let value: Option<String> = redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(value.map(|v| ledger::parse(&v)))
+    }
+}
+
+/// [`Feed`] on a Redis Stream (`<key>`) with a set of appended ids (`<key>:ids`);
+/// the cursor is the stream entry id.
+pub struct RedisFeed {
+    conn: ConnectionManager,
+    key: String,
+}
+
+impl RedisFeed {
+    pub fn new(conn: ConnectionManager, key: &str) -> Self {
+        Self {
+            conn,
+            key: key.to_string(),
+        }
+    }
+}
+
+fn is_stream_id(cursor: &str) -> bool {
+    cursor
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
+}
+
+#[async_trait]
+impl Feed for RedisFeed {
+    async fn append(&self, id: &str, payload: &[u8]) -> Result<bool> {
+        let script = Script::new(
+            r"if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+              redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'payload', ARGV[2])
+              return 1",
+        );
+        let appended: i64 = script
+            .key(&self.key)
+            .key(format!("{}:ids", self.key))
+            .arg(id)
+            .arg(payload)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(appended == 1)
+    }
+
+    async fn read(&self, after: Option<&str>, limit: usize) -> Result<Vec<FeedEntry>, FeedReadError> {
+        let start = match after {
+            None => "-".to_string(),
+            Some(cursor) if is_stream_id(cursor) => format!("({cursor}"),
+            Some(cursor) => return Err(FeedReadError::InvalidCursor(cursor.to_string())),
+        };
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(crate::StoreError::from)?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|entry| FeedEntry {
+                id: entry.get::<String>("id").unwrap_or_default(),
+                payload: entry.get::<Vec<u8>>("payload").unwrap_or_default(),
+                cursor: entry.id,
+            })
+            .collect())
+    }
+}

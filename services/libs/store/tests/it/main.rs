@@ -1,0 +1,47 @@
+//! The store contract, run against the in-memory implementations and a real Redis
+//! (`ZHIDA_TEST_REDIS`, started by `deploy/servers.sh`). Each Redis test uses its own key prefix.
+
+use std::time::Duration;
+
+use zhida_store::{MemoryFeed, MemoryLedger, RedisFeed, RedisLedger, contract};
+
+async fn redis() -> (redis::aio::ConnectionManager, String) {
+    let url = std::env::var("ZHIDA_TEST_REDIS")
+        .expect("ZHIDA_TEST_REDIS must point at a Redis server (run the tests via deploy/test.sh)");
+    let client = redis::Client::open(url).expect("redis url");
+    let conn = redis::aio::ConnectionManager::new(client).await.expect("redis reachable");
+    (conn, format!("zhida-test-{}:", uuid::Uuid::new_v4()))
+}
+
+#[tokio::test]
+async fn memory_ledger_gives_each_delivery_to_one_sender() {
+    contract::ledger_gives_each_delivery_to_one_sender(&MemoryLedger::default()).await;
+}
+
+#[tokio::test]
+async fn redis_ledger_gives_each_delivery_to_one_sender() {
+    let (conn, prefix) = redis().await;
+    contract::ledger_gives_each_delivery_to_one_sender(&RedisLedger::new(conn, &prefix, Duration::from_secs(60))).await;
+}
+
+#[tokio::test]
+async fn memory_ledger_lease_expires() {
+    contract::ledger_lease_expires(&MemoryLedger::default()).await;
+}
+
+#[tokio::test]
+async fn redis_ledger_lease_expires() {
+    let (conn, prefix) = redis().await;
+    contract::ledger_lease_expires(&RedisLedger::new(conn, &prefix, Duration::from_secs(60))).await;
+}
+
+#[tokio::test]
+async fn memory_feed_pages_by_cursor_and_ignores_duplicates() {
+    contract::feed_pages_by_cursor_and_ignores_duplicates(&MemoryFeed::default()).await;
+}
+
+#[tokio::test]
+async fn redis_feed_pages_by_cursor_and_ignores_duplicates() {
+    let (conn, prefix) = redis().await;
+    contract::feed_pages_by_cursor_and_ignores_duplicates(&RedisFeed::new(conn, &format!("{prefix}feed"))).await;
+}
