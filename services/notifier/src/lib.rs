@@ -1,1 +1,265 @@
-//! placeholder
+//! The notifier: sends each `DeliveryRequested` at most once per (policy, recipient,
+//! channel) and reports the outcome on `delivery.status`.
+//!
+//! Exactly-once in effect, over an at-least-once log: the [`DeliveryLedger`] lease makes one
+//! replica the sender; the outcome is recorded before the status event goes out, and a
+//! redelivered request finds the outcome and only repeats the (idempotent) status event.
+//! The one window left is a crash after the SMTP server accepted a message and before the
+//! outcome was recorded; the request is then sent again once the lease expires. The
+//! deterministic Message-ID lets the receiving side recognise that duplicate.
+
+mod mailer;
+mod render;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+use zhida_bus::{ConsumerSpec, HandleError, Handler, Producer, Record, Topic};
+use zhida_proto::{
+    events::v1::{Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged},
+    notification::v1::{
+        GetDeliveryStatusRequest, GetDeliveryStatusResponse,
+        notification_service_server::{NotificationService, NotificationServiceServer},
+    },
+};
+use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
+use zhida_store::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Stores};
+
+pub use mailer::{MailError, Mailer};
+
+/// The notifier's gRPC routes and its `delivery.requests` consumer.
+pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
+    let producer = Producer::new(&config.kafka, "/zhida/notifier")?;
+    let ledger = Stores::open(&config.store).await?.ledger();
+    let sender = Sender {
+        ledger: ledger.clone(),
+        mailer: mailer::from_config(&config.smtp)?,
+        producer: producer.clone(),
+        from: config.smtp.from.clone(),
+        lease: config.store.delivery_lease,
+    };
+    let consumer = zhida_bus::run_consumer(
+        config.kafka.clone(),
+        ConsumerSpec {
+            group: "zhida-notifier",
+            topic: Topic::DeliveryRequests,
+        },
+        sender,
+        producer,
+        shutdown.token.clone(),
+    );
+    Ok(Component::new("notifier")
+        .grpc(NotificationServiceServer::new(Notifications { ledger }))
+        .task("email-sender", consumer))
+}
+
+/// Runs the notifier alone on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let component = component(&config, &shutdown).await?;
+    zhida_runtime::serve(vec![component], listener, shutdown).await
+}
+
+fn is_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email",
+        Channel::Sms => "sms",
+        Channel::Inbox => "inbox",
+        Channel::Unspecified => "unspecified",
+    }
+}
+
+struct Sender {
+    ledger: Arc<dyn DeliveryLedger>,
+    mailer: Box<dyn Mailer>,
+    producer: Producer,
+    from: String,
+    lease: Duration,
+}
+
+#[async_trait::async_trait]
+impl Handler for Sender {
+    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+        let request: DeliveryRequested = record.decode()?;
+        if !is_id(&request.policy_id) || !is_id(&request.recipient_id) {
+            return Err(HandleError::permanent(
+                "policy_id and recipient_id must be 1–128 of A-Z a-z 0-9 _ . : -",
+            ));
+        }
+        let channel = Channel::try_from(request.channel)
+            .map_err(|_| HandleError::permanent(format!("unknown channel {}", request.channel)))?;
+        if channel != Channel::Email {
+            return Err(HandleError::permanent(format!(
+                "channel {} is not delivered by this notifier",
+                channel_name(channel)
+            )));
+        }
+        let key = DeliveryKey {
+            policy_id: request.policy_id.clone(),
+            recipient_id: request.recipient_id.clone(),
+            channel: channel_name(channel).into(),
+        };
+        let outcome = match self
+            .ledger
+            .begin(&key, self.lease)
+            .await
+            .map_err(HandleError::transient)?
+        {
+            Begin::Done(outcome) => {
+                tracing::debug!(
+                    recipient_id = key.recipient_id,
+                    "already delivered; status repeated"
+                );
+                outcome
+            }
+            Begin::InFlight => {
+                return Err(HandleError::transient("another sender holds this delivery"));
+            }
+            Begin::Acquired(token) => {
+                let outcome = match self.send(&request).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        if let Err(e) = self.ledger.abandon(&key, &token).await {
+                            tracing::warn!(error = %e, "lease not released; it expires by itself");
+                        }
+                        return Err(error);
+                    }
+                };
+                self.record(&key, &outcome).await?;
+                outcome
+            }
+        };
+        let status = DeliveryStatusChanged {
+            policy_id: key.policy_id.clone(),
+            recipient_id: key.recipient_id.clone(),
+            channel: channel as i32,
+            state: match outcome.state {
+                OutcomeState::Sent => DeliveryState::Sent,
+                OutcomeState::Failed => DeliveryState::Failed,
+            } as i32,
+            detail: outcome.detail,
+            at: None,
+        };
+        let id = format!("{}|{}", key.encoded(), status.state);
+        self.producer
+            .emit_with_id(&key.recipient_id, &id, &status)
+            .await
+            .map_err(HandleError::transient)?;
+        Ok(())
+    }
+}
+
+impl Sender {
+    /// Renders and sends; a refusal by the server is an outcome, not an error.
+    async fn send(&self, request: &DeliveryRequested) -> Result<Outcome, HandleError> {
+        let message = render::email(request, &self.from).map_err(HandleError::permanent)?;
+        match self.mailer.send(message).await {
+            Ok(answer) => {
+                tracing::info!(
+                    policy_id = request.policy_id,
+                    recipient_id = request.recipient_id,
+                    "email sent"
+                );
+                Ok(Outcome {
+                    state: OutcomeState::Sent,
+                    detail: answer,
+                })
+            }
+            Err(MailError::Permanent(reason)) => {
+                tracing::warn!(
+                    policy_id = request.policy_id,
+                    recipient_id = request.recipient_id,
+                    reason,
+                    "email rejected"
+                );
+                Ok(Outcome {
+                    state: OutcomeState::Failed,
+                    detail: reason,
+                })
+            }
+            Err(MailError::Transient(reason)) => Err(HandleError::Transient(reason)),
+        }
+    }
+
+    /// Records the outcome, retrying in place: giving up here would let the lease expire
+    /// and the message go out twice.
+    async fn record(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<(), HandleError> {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..8 {
+            match self.ledger.finish(key, outcome).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(%error, "recording the outcome failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.lease / 4);
+                }
+            }
+        }
+        Err(HandleError::transient("outcome could not be recorded"))
+    }
+}
+
+struct Notifications {
+    ledger: Arc<dyn DeliveryLedger>,
+}
+
+#[tonic::async_trait]
+impl NotificationService for Notifications {
+    async fn get_delivery_status(
+        &self,
+        request: Request<GetDeliveryStatusRequest>,
+    ) -> Result<Response<GetDeliveryStatusResponse>, Status> {
+        let request = request.into_inner();
+        let mut bad = FieldViolations::new();
+        if !is_id(&request.policy_id) {
+            bad.add("policy_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
+        }
+        if !is_id(&request.recipient_id) {
+            bad.add("recipient_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
+        }
+        let channel = match Channel::try_from(request.channel) {
+            Ok(Channel::Unspecified) | Err(_) => {
+                bad.add(
+                    "channel",
+                    format!("EMAIL, SMS or INBOX required, got {}", request.channel),
+                );
+                Channel::Unspecified
+            }
+            Ok(channel) => channel,
+        };
+        bad.into_result()?;
+        let key = DeliveryKey {
+            policy_id: request.policy_id,
+            recipient_id: request.recipient_id,
+            channel: channel_name(channel).into(),
+        };
+        let status = self
+            .ledger
+            .status(&key)
+            .await
+            .map_err(|_| Status::unavailable("the delivery ledger is unavailable; retry"))?;
+        let (state, detail) = match status {
+            None | Some(zhida_store::Status::InFlight) => {
+                (DeliveryState::Unspecified, String::new())
+            }
+            Some(zhida_store::Status::Done(outcome)) => (
+                match outcome.state {
+                    OutcomeState::Sent => DeliveryState::Sent,
+                    OutcomeState::Failed => DeliveryState::Failed,
+                },
+                outcome.detail,
+            ),
+        };
+        Ok(Response::new(GetDeliveryStatusResponse {
+            state: state as i32,
+            detail,
+        }))
+    }
+}

@@ -1,1 +1,87 @@
-//! placeholder
+//! The publisher: departments release policies through `PolicyService`; each accepted
+//! policy becomes one `PolicyPublished` event on `policy.events`, keyed by policy id.
+//!
+//! Publishing is idempotent per `request_id`: the policy id is derived from it, so a client
+//! that retries after a timeout gets the same id, and any duplicate event it causes carries
+//! the same CloudEvents id and is absorbed by the downstream dedup.
+
+mod policy;
+
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+use zhida_bus::Producer;
+use zhida_proto::{
+    events::v1::PolicyPublished,
+    policy::v1::{
+        PublishPolicyRequest, PublishPolicyResponse,
+        policy_service_server::{PolicyService, PolicyServiceServer},
+    },
+};
+use zhida_runtime::{Component, Config, Shutdown};
+
+pub use policy::{NewPolicy, is_tag};
+
+/// The publisher's gRPC routes (it has no background tasks).
+pub async fn component(config: &Config, _shutdown: &Shutdown) -> anyhow::Result<Component> {
+    let producer = Producer::new(&config.kafka, "/zhida/publisher")?;
+    Ok(Component::new("publisher").grpc(PolicyServiceServer::new(Publisher { producer })))
+}
+
+/// Runs the publisher alone on `listener` until `shutdown`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let component = component(&config, &shutdown).await?;
+    zhida_runtime::serve(vec![component], listener, shutdown).await
+}
+
+struct Publisher {
+    producer: Producer,
+}
+
+#[tonic::async_trait]
+impl PolicyService for Publisher {
+    #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "PublishPolicy", policy_id))]
+    async fn publish_policy(
+        &self,
+        request: Request<PublishPolicyRequest>,
+    ) -> Result<Response<PublishPolicyResponse>, Status> {
+        let policy = NewPolicy::parse(request.into_inner())?;
+        tracing::Span::current().record("policy_id", policy.id.as_str());
+        let event = PolicyPublished {
+            policy_id: policy.id.clone(),
+            title: policy.title,
+            body: policy.body,
+            tags: policy.tags,
+            department: policy.department,
+            published_at: Some(now()),
+            service_url: policy.service_url,
+        };
+        let delivered = self
+            .producer
+            .emit_with_id(&policy.id, &policy.id, &event)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "policy not published");
+                Status::unavailable("the event log is unavailable; retry with the same request_id")
+            })?;
+        tracing::info!(
+            partition = delivered.partition,
+            offset = delivered.offset,
+            "policy published"
+        );
+        Ok(Response::new(PublishPolicyResponse {
+            policy_id: policy.id,
+            partition: delivered.partition,
+            offset: delivered.offset,
+        }))
+    }
+}
+
+fn now() -> zhida_proto::Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    zhida_proto::Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+    }
+}

@@ -15,7 +15,12 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     let topics = Topics::new(config);
     let names: Vec<(String, bool)> = Topic::ALL
         .iter()
-        .flat_map(|t| [(topics.name(*t), t.compacted()), (topics.dead_letter(*t), false)])
+        .flat_map(|t| {
+            [
+                (topics.name(*t), t.compacted()),
+                (topics.dead_letter(*t), false),
+            ]
+        })
         .collect();
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()

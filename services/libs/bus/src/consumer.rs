@@ -50,7 +50,9 @@ pub struct Record {
 impl Record {
     /// The key as UTF-8, if it is.
     pub fn key_str(&self) -> Option<&str> {
-        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
     }
 
     /// Decodes the payload as `E`. A wrong `ce_type`, a missing payload or bytes that are not
@@ -116,7 +118,10 @@ impl ConsumerContext for LoopContext {
             // Records are handled between polls and this runs inside a poll: nothing is in
             // flight, so committing the stored offsets now hands over exactly what is done.
             commit_stored(consumer);
-            tracing::info!(partitions = partitions.count(), "partitions revoked after commit");
+            tracing::info!(
+                partitions = partitions.count(),
+                "partitions revoked after commit"
+            );
         }
     }
 
@@ -140,23 +145,25 @@ fn commit_stored<C: ConsumerContext>(consumer: &impl Consumer<C>) {
         Ok(()) => {}
         // Nothing stored since the last commit.
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => tracing::warn!(%error, "commit failed; records since the last commit will be redelivered"),
+        Err(error) => {
+            tracing::warn!(%error, "commit failed; records since the last commit will be redelivered")
+        }
     }
 }
 
 /// Runs the at-least-once loop for `spec` until `shutdown` is cancelled.
 /// `producer` writes dead letters.
 pub async fn run_consumer<H: Handler>(
-    config: &KafkaConfig,
+    config: KafkaConfig,
     spec: ConsumerSpec,
     handler: H,
     producer: Producer,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let topics = Topics::new(config);
+    let topics = Topics::new(&config);
     let topic = topics.name(spec.topic);
     let group = topics.group(spec.group);
-    let consumer: StreamConsumer<LoopContext> = crate::client_config(config)
+    let consumer: StreamConsumer<LoopContext> = crate::client_config(&config)
         .set("group.id", &group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -268,7 +275,12 @@ impl<H: Handler> Worker<H> {
                 }
                 Err(HandleError::Transient(reason)) => {
                     let delay = backoff.next();
-                    tracing::warn!(reason, attempt = backoff.attempt, ?delay, "transient failure; retrying");
+                    tracing::warn!(
+                        reason,
+                        attempt = backoff.attempt,
+                        ?delay,
+                        "transient failure; retrying"
+                    );
                     if !self.pause(delay).await {
                         return false;
                     }
@@ -287,7 +299,10 @@ impl<H: Handler> Worker<H> {
     async fn dead_letter(&self, record: &Record, reason: &str) -> Result<(), crate::ProduceError> {
         let mut out = OwnedHeaders::new_with_capacity(record.meta.headers.len() + 5);
         for (key, value) in &record.meta.headers {
-            out = out.insert(Header { key, value: Some(value) });
+            out = out.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
         let partition = record.partition.to_string();
         let offset = record.offset.to_string();
@@ -298,7 +313,10 @@ impl<H: Handler> Worker<H> {
             (headers::DLQ_OFFSET, offset.as_str()),
             (headers::DLQ_GROUP, self.group.as_str()),
         ] {
-            out = out.insert(Header { key, value: Some(value) });
+            out = out.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
         let key = record.key_str().unwrap_or_default();
         self.producer

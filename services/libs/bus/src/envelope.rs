@@ -69,7 +69,10 @@ impl EventMeta {
         let mut all = HashMap::new();
         if let Some(headers) = headers {
             for header in headers.iter() {
-                all.insert(header.key.to_string(), header.value.unwrap_or_default().to_vec());
+                all.insert(
+                    header.key.to_string(),
+                    header.value.unwrap_or_default().to_vec(),
+                );
             }
         }
         let text = |k: &str| {
@@ -89,7 +92,9 @@ impl EventMeta {
 
     /// The remote parent context carried in `traceparent`, if any.
     pub fn trace_context(&self) -> opentelemetry::Context {
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&self.headers)))
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(&self.headers))
+        })
     }
 }
 
@@ -108,17 +113,38 @@ impl Extractor for HeaderExtractor<'_> {
 pub(crate) fn new_headers(id: &str, ty: &str, source: &str) -> OwnedHeaders {
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut headers = OwnedHeaders::new()
-        .insert(Header { key: headers::SPEC_VERSION, value: Some("1.0") })
-        .insert(Header { key: headers::ID, value: Some(id) })
-        .insert(Header { key: headers::TYPE, value: Some(ty) })
-        .insert(Header { key: headers::SOURCE, value: Some(source) })
-        .insert(Header { key: headers::TIME, value: Some(&time) })
-        .insert(Header { key: headers::CONTENT_TYPE, value: Some(PROTOBUF) });
+        .insert(Header {
+            key: headers::SPEC_VERSION,
+            value: Some("1.0"),
+        })
+        .insert(Header {
+            key: headers::ID,
+            value: Some(id),
+        })
+        .insert(Header {
+            key: headers::TYPE,
+            value: Some(ty),
+        })
+        .insert(Header {
+            key: headers::SOURCE,
+            value: Some(source),
+        })
+        .insert(Header {
+            key: headers::TIME,
+            value: Some(&time),
+        })
+        .insert(Header {
+            key: headers::CONTENT_TYPE,
+            value: Some(PROTOBUF),
+        });
     let mut injected = TraceInjector(Vec::new());
     let context = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut injected));
     for (key, value) in injected.0 {
-        headers = headers.insert(Header { key: &key, value: Some(&value) });
+        headers = headers.insert(Header {
+            key: &key,
+            value: Some(&value),
+        });
     }
     headers
 }

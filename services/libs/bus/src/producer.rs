@@ -50,7 +50,10 @@ impl Producer {
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
-            .set("message.timeout.ms", config.produce_timeout.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                config.produce_timeout.as_millis().to_string(),
+            )
             .create()?;
         Ok(Self {
             inner,
@@ -66,7 +69,8 @@ impl Producer {
 
     /// Emits `event` on its topic under `key`, with a fresh CloudEvents id.
     pub async fn emit<E: Event>(&self, key: &str, event: &E) -> Result<Delivered, ProduceError> {
-        self.emit_with_id(key, &uuid::Uuid::now_v7().to_string(), event).await
+        self.emit_with_id(key, &uuid::Uuid::now_v7().to_string(), event)
+            .await
     }
 
     /// Emits `event` with a caller-chosen CloudEvents id: a retried operation reuses its id,
@@ -79,12 +83,14 @@ impl Producer {
     ) -> Result<Delivered, ProduceError> {
         let payload = event.encode_to_vec();
         let headers = new_headers(id, E::TYPE, &self.source);
-        self.send(&self.topics.name(E::TOPIC), key, Some(&payload), headers).await
+        self.send(&self.topics.name(E::TOPIC), key, Some(&payload), headers)
+            .await
     }
 
     /// Writes the tombstone of `key` on a compacted topic.
     pub async fn tombstone(&self, topic: Topic, key: &str) -> Result<Delivered, ProduceError> {
-        self.send(&self.topics.name(topic), key, None, OwnedHeaders::new()).await
+        self.send(&self.topics.name(topic), key, None, OwnedHeaders::new())
+            .await
     }
 
     pub(crate) async fn send(
@@ -94,7 +100,9 @@ impl Producer {
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<Delivered, ProduceError> {
-        let mut record = FutureRecord::<str, [u8]>::to(topic).key(key).headers(headers);
+        let mut record = FutureRecord::<str, [u8]>::to(topic)
+            .key(key)
+            .headers(headers);
         if let Some(payload) = payload {
             record = record.payload(payload);
         }

@@ -5,8 +5,8 @@
 use std::{collections::HashSet, time::Duration};
 
 use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer, StreamConsumer},
+    ClientContext, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer},
     error::KafkaError,
 };
 use tokio::sync::watch;
@@ -52,11 +52,11 @@ impl TableReader {
         let topic = Topics::new(&self.config).name(self.topic);
         let partitions = partitions_of(&self.config, &topic).await?;
         // Never joins the group: partitions are assigned explicitly and nothing is committed.
-        let consumer: StreamConsumer = crate::client_config(&self.config)
+        let consumer: StreamConsumer<TableContext> = crate::client_config(&self.config)
             .set("group.id", format!("zhida-table-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .create()?;
+            .create_with_context(TableContext)?;
         let mut assignment = TopicPartitionList::new();
         for partition in &partitions {
             assignment.add_partition_offset(&topic, *partition, Offset::Beginning)?;
@@ -72,7 +72,11 @@ impl TableReader {
             match message {
                 Ok(message) => {
                     let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                        tracing::warn!(topic, offset = message.offset(), "table record without a UTF-8 key skipped");
+                        tracing::warn!(
+                            topic,
+                            offset = message.offset(),
+                            "table record without a UTF-8 key skipped"
+                        );
                         continue;
                     };
                     apply(TableRecord {
@@ -96,6 +100,19 @@ impl TableReader {
     }
 }
 
+/// Reaching the end of a partition is how the reader knows it caught up, not an error.
+struct TableContext;
+
+impl ClientContext for TableContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(%error, reason, "table reader client error");
+        }
+    }
+}
+
+impl ConsumerContext for TableContext {}
+
 /// The topic's partition ids, from broker metadata (a blocking call, off the runtime).
 async fn partitions_of(config: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<i32>> {
     let client: BaseConsumer = crate::client_config(config).create()?;
@@ -108,7 +125,10 @@ async fn partitions_of(config: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<
             .filter(|t| t.name() == topic)
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+        anyhow::ensure!(
+            !partitions.is_empty(),
+            "topic {topic} has no partitions (does it exist?)"
+        );
         Ok(partitions)
     })
     .await?

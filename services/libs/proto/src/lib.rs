@@ -42,6 +42,7 @@ pub mod notification {
 }
 
 /// Encoded `FileDescriptorSet` of all Zhida protos, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/zhida_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/zhida_descriptor.bin"));
 
 pub use prost_types::Timestamp;

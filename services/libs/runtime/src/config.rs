@@ -265,11 +265,18 @@ mod tests {
         let err = Config::load(Some(&path)).expect_err("partitions = 0 must be rejected");
         assert!(err.to_string().contains("kafka.partitions"), "{err}");
 
-        std::fs::write(&path, "shutdown_grace = \"5s\"\n[kafka]\nbrokers = \"k1:9092\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "shutdown_grace = \"5s\"\n[kafka]\nbrokers = \"k1:9092\"\n",
+        )
+        .expect("write");
         let config = Config::load(Some(&path)).expect("valid");
         assert_eq!(config.kafka.brokers, "k1:9092");
         assert_eq!(config.shutdown_grace, Duration::from_secs(5));
-        assert_eq!(config.kafka.partitions, 3, "defaults fill what the file leaves out");
+        assert_eq!(
+            config.kafka.partitions, 3,
+            "defaults fill what the file leaves out"
+        );
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let failed = shutdown.token.child_token();
+    // Not a child of the shutdown token: it must say whether a task failed, not whether we stop.
+    let failed = tokio_util::sync::CancellationToken::new();
     let mut names = Vec::new();
     for component in components {
         names.push(component.name);
@@ -100,7 +101,9 @@ pub async fn serve(
             register(&mut routes);
         }
         for service in &component.grpc_services {
-            health.set_service_status(*service, ServingStatus::Serving).await;
+            health
+                .set_service_status(*service, ServingStatus::Serving)
+                .await;
         }
         for (task_name, task) in component.tasks {
             let token = shutdown.token.clone();
@@ -108,9 +111,18 @@ pub async fn serve(
             let component_name = component.name;
             shutdown.tracker.spawn(async move {
                 match task.await {
-                    Ok(()) => tracing::debug!(component = component_name, task = task_name, "task finished"),
+                    Ok(()) => tracing::debug!(
+                        component = component_name,
+                        task = task_name,
+                        "task finished"
+                    ),
                     Err(error) => {
-                        tracing::error!(component = component_name, task = task_name, error = format!("{error:#}"), "task failed; shutting down");
+                        tracing::error!(
+                            component = component_name,
+                            task = task_name,
+                            error = format!("{error:#}"),
+                            "task failed; shutting down"
+                        );
                         failed.cancel();
                         token.cancel();
                     }
@@ -127,7 +139,9 @@ pub async fn serve(
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async move {
             token.cancelled().await;
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
         })
         .await?;
     shutdown.tracker.close();
@@ -165,16 +179,22 @@ impl FieldViolations {
         if self.0.is_empty() {
             return Ok(());
         }
-        let summary = self
+        Err(self.into())
+    }
+}
+
+impl From<FieldViolations> for Status {
+    fn from(violations: FieldViolations) -> Self {
+        let summary = violations
             .0
             .iter()
             .map(|(f, d)| format!("{f}: {d}"))
             .collect::<Vec<_>>()
             .join("; ");
         let mut details = ErrorDetails::new();
-        for (field, description) in self.0 {
+        for (field, description) in violations.0 {
             details.add_bad_request_violation(field, description);
         }
-        Err(Status::with_error_details(Code::InvalidArgument, summary, details))
+        Status::with_error_details(Code::InvalidArgument, summary, details)
     }
 }

@@ -37,7 +37,9 @@ impl Telemetry {
             .map_err(|e| anyhow::anyhow!("telemetry.log_filter: {e}"))?;
         let registry = tracing_subscriber::registry().with(filter).with(otel);
         if config.log_json {
-            registry.with(tracing_subscriber::fmt::layer().json()).try_init()?;
+            registry
+                .with(tracing_subscriber::fmt::layer().json())
+                .try_init()?;
         } else {
             registry
                 .with(tracing_subscriber::fmt::layer().with_target(false))

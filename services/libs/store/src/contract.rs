@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::{Begin, DeliveryKey, DeliveryLedger, Feed, FeedReadError, Outcome, OutcomeState, Status};
+use crate::{
+    Begin, DeliveryKey, DeliveryLedger, Feed, FeedReadError, Outcome, OutcomeState, Status,
+};
 
 fn key(policy: &str) -> DeliveryKey {
     DeliveryKey {
@@ -17,39 +19,102 @@ fn key(policy: &str) -> DeliveryKey {
 pub async fn ledger_gives_each_delivery_to_one_sender(ledger: &dyn DeliveryLedger) {
     let k = key("p-1");
     assert_eq!(ledger.status(&k).await.expect("status"), None);
-    let Begin::Acquired(token) = ledger.begin(&k, Duration::from_secs(30)).await.expect("begin") else {
+    let Begin::Acquired(token) = ledger
+        .begin(&k, Duration::from_secs(30))
+        .await
+        .expect("begin")
+    else {
         panic!("a fresh key must be acquired");
     };
-    assert_eq!(ledger.begin(&k, Duration::from_secs(30)).await.expect("begin"), Begin::InFlight);
-    assert_eq!(ledger.status(&k).await.expect("status"), Some(Status::InFlight));
+    assert_eq!(
+        ledger
+            .begin(&k, Duration::from_secs(30))
+            .await
+            .expect("begin"),
+        Begin::InFlight
+    );
+    assert_eq!(
+        ledger.status(&k).await.expect("status"),
+        Some(Status::InFlight)
+    );
 
     ledger.abandon(&k, "not-the-token").await.expect("abandon");
-    assert_eq!(ledger.begin(&k, Duration::from_secs(30)).await.expect("begin"), Begin::InFlight, "a stranger's abandon frees nothing");
+    assert_eq!(
+        ledger
+            .begin(&k, Duration::from_secs(30))
+            .await
+            .expect("begin"),
+        Begin::InFlight,
+        "a stranger's abandon frees nothing"
+    );
     ledger.abandon(&k, &token).await.expect("abandon");
-    let Begin::Acquired(_) = ledger.begin(&k, Duration::from_secs(30)).await.expect("begin") else {
+    let Begin::Acquired(_) = ledger
+        .begin(&k, Duration::from_secs(30))
+        .await
+        .expect("begin")
+    else {
         panic!("an abandoned key must be acquirable again");
     };
 
-    let sent = Outcome { state: OutcomeState::Sent, detail: "250 ok".into() };
+    let sent = Outcome {
+        state: OutcomeState::Sent,
+        detail: "250 ok".into(),
+    };
     ledger.finish(&k, &sent).await.expect("finish");
-    let failed = Outcome { state: OutcomeState::Failed, detail: "late".into() };
+    let failed = Outcome {
+        state: OutcomeState::Failed,
+        detail: "late".into(),
+    };
     ledger.finish(&k, &failed).await.expect("finish");
-    assert_eq!(ledger.begin(&k, Duration::from_secs(30)).await.expect("begin"), Begin::Done(sent.clone()), "the first outcome wins");
-    assert_eq!(ledger.status(&k).await.expect("status"), Some(Status::Done(sent)));
-    assert_eq!(ledger.status(&key("p-2")).await.expect("status"), None, "keys are independent");
+    assert_eq!(
+        ledger
+            .begin(&k, Duration::from_secs(30))
+            .await
+            .expect("begin"),
+        Begin::Done(sent.clone()),
+        "the first outcome wins"
+    );
+    assert_eq!(
+        ledger.status(&k).await.expect("status"),
+        Some(Status::Done(sent))
+    );
+    assert_eq!(
+        ledger.status(&key("p-2")).await.expect("status"),
+        None,
+        "keys are independent"
+    );
 }
 
 /// A holder that vanished loses its lease when it expires.
 pub async fn ledger_lease_expires(ledger: &dyn DeliveryLedger) {
     let k = key("p-lease");
-    assert!(matches!(ledger.begin(&k, Duration::from_millis(200)).await.expect("begin"), Begin::Acquired(_)));
-    assert_eq!(ledger.begin(&k, Duration::from_millis(200)).await.expect("begin"), Begin::InFlight);
+    assert!(matches!(
+        ledger
+            .begin(&k, Duration::from_millis(200))
+            .await
+            .expect("begin"),
+        Begin::Acquired(_)
+    ));
+    assert_eq!(
+        ledger
+            .begin(&k, Duration::from_millis(200))
+            .await
+            .expect("begin"),
+        Begin::InFlight
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if let Begin::Acquired(_) = ledger.begin(&k, Duration::from_secs(30)).await.expect("begin") {
+        if let Begin::Acquired(_) = ledger
+            .begin(&k, Duration::from_secs(30))
+            .await
+            .expect("begin")
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "lease never expired");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lease never expired"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -58,15 +123,36 @@ pub async fn ledger_lease_expires(ledger: &dyn DeliveryLedger) {
 pub async fn feed_pages_by_cursor_and_ignores_duplicates(feed: &dyn Feed) {
     assert!(feed.read(None, 10).await.expect("read").is_empty());
     for i in 0..5 {
-        assert!(feed.append(&format!("p-{i}"), format!("item {i}").as_bytes()).await.expect("append"));
+        assert!(
+            feed.append(&format!("p-{i}"), format!("item {i}").as_bytes())
+                .await
+                .expect("append")
+        );
     }
-    assert!(!feed.append("p-2", b"again").await.expect("append"), "a duplicate id is not appended");
+    assert!(
+        !feed.append("p-2", b"again").await.expect("append"),
+        "a duplicate id is not appended"
+    );
 
     let first = feed.read(None, 2).await.expect("read");
-    assert_eq!(first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["p-0", "p-1"]);
+    assert_eq!(
+        first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p-0", "p-1"]
+    );
     let rest = feed.read(Some(&first[1].cursor), 10).await.expect("read");
-    assert_eq!(rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["p-2", "p-3", "p-4"]);
+    assert_eq!(
+        rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p-2", "p-3", "p-4"]
+    );
     assert_eq!(rest[0].payload, b"item 2");
-    assert!(feed.read(Some(&rest[2].cursor), 10).await.expect("read").is_empty());
-    assert!(matches!(feed.read(Some("not a cursor"), 10).await, Err(FeedReadError::InvalidCursor(_))));
+    assert!(
+        feed.read(Some(&rest[2].cursor), 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(matches!(
+        feed.read(Some("not a cursor"), 10).await,
+        Err(FeedReadError::InvalidCursor(_))
+    ));
 }

@@ -19,7 +19,11 @@ pub trait Feed: Send + Sync {
     async fn append(&self, id: &str, payload: &[u8]) -> Result<bool>;
     /// Up to `limit` entries after `after` (from the start when `None`), oldest first.
     /// An unknown or malformed cursor is an error, not an empty page.
-    async fn read(&self, after: Option<&str>, limit: usize) -> Result<Vec<FeedEntry>, FeedReadError>;
+    async fn read(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, FeedReadError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,8 @@ pub struct DeliveryKey {
 }
 
 impl DeliveryKey {
-    pub(crate) fn encoded(&self) -> String {
+    /// `policy|recipient|channel`: the key's one textual form, also used for event ids.
+    pub fn encoded(&self) -> String {
         format!("{}|{}|{}", self.policy_id, self.recipient_id, self.channel)
     }
 }

@@ -56,14 +56,21 @@ impl Stores {
 
     pub fn ledger(&self) -> Arc<dyn DeliveryLedger> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisLedger::new(conn.clone(), &self.config.key_prefix, self.config.dedup_ttl)),
+            Some(conn) => Arc::new(RedisLedger::new(
+                conn.clone(),
+                &self.config.key_prefix,
+                self.config.dedup_ttl,
+            )),
             None => Arc::new(MemoryLedger::default()),
         }
     }
 
     pub fn feed(&self, name: &str) -> Arc<dyn Feed> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisFeed::new(conn.clone(), &format!("{}feed:{name}", self.config.key_prefix))),
+            Some(conn) => Arc::new(RedisFeed::new(
+                conn.clone(),
+                &format!("{}feed:{name}", self.config.key_prefix),
+            )),
             None => Arc::new(MemoryFeed::default()),
         }
     }

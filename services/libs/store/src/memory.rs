@@ -40,7 +40,10 @@ impl DeliveryLedger for MemoryLedger {
             Some(Status::Done(outcome)) => Ok(Begin::Done(outcome)),
             None => {
                 let token = uuid::Uuid::new_v4().to_string();
-                entries.insert(key, (format!("{IN_FLIGHT}{token}"), Some(Instant::now() + lease)));
+                entries.insert(
+                    key,
+                    (format!("{IN_FLIGHT}{token}"), Some(Instant::now() + lease)),
+                );
                 Ok(Begin::Acquired(token))
             }
         }
@@ -49,7 +52,10 @@ impl DeliveryLedger for MemoryLedger {
     async fn finish(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<()> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let key = key.encoded();
-        if !matches!(Self::live(&entries, &key).map(|v| ledger::parse(&v)), Some(Status::Done(_))) {
+        if !matches!(
+            Self::live(&entries, &key).map(|v| ledger::parse(&v)),
+            Some(Status::Done(_))
+        ) {
             entries.insert(key, (ledger::render(outcome), None));
         }
         Ok(())
@@ -93,7 +99,11 @@ impl Feed for MemoryFeed {
         Ok(true)
     }
 
-    async fn read(&self, after: Option<&str>, limit: usize) -> Result<Vec<FeedEntry>, FeedReadError> {
+    async fn read(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, FeedReadError> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let start = match after {
             None => 0,

@@ -139,7 +139,11 @@ impl Feed for RedisFeed {
         Ok(appended == 1)
     }
 
-    async fn read(&self, after: Option<&str>, limit: usize) -> Result<Vec<FeedEntry>, FeedReadError> {
+    async fn read(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, FeedReadError> {
         let start = match after {
             None => "-".to_string(),
             Some(cursor) if is_stream_id(cursor) => format!("({cursor}"),

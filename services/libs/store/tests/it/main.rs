@@ -9,7 +9,9 @@ async fn redis() -> (redis::aio::ConnectionManager, String) {
     let url = std::env::var("ZHIDA_TEST_REDIS")
         .expect("ZHIDA_TEST_REDIS must point at a Redis server (run the tests via deploy/test.sh)");
     let client = redis::Client::open(url).expect("redis url");
-    let conn = redis::aio::ConnectionManager::new(client).await.expect("redis reachable");
+    let conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .expect("redis reachable");
     (conn, format!("zhida-test-{}:", uuid::Uuid::new_v4()))
 }
 
@@ -21,7 +23,12 @@ async fn memory_ledger_gives_each_delivery_to_one_sender() {
 #[tokio::test]
 async fn redis_ledger_gives_each_delivery_to_one_sender() {
     let (conn, prefix) = redis().await;
-    contract::ledger_gives_each_delivery_to_one_sender(&RedisLedger::new(conn, &prefix, Duration::from_secs(60))).await;
+    contract::ledger_gives_each_delivery_to_one_sender(&RedisLedger::new(
+        conn,
+        &prefix,
+        Duration::from_secs(60),
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -43,5 +50,9 @@ async fn memory_feed_pages_by_cursor_and_ignores_duplicates() {
 #[tokio::test]
 async fn redis_feed_pages_by_cursor_and_ignores_duplicates() {
     let (conn, prefix) = redis().await;
-    contract::feed_pages_by_cursor_and_ignores_duplicates(&RedisFeed::new(conn, &format!("{prefix}feed"))).await;
+    contract::feed_pages_by_cursor_and_ignores_duplicates(&RedisFeed::new(
+        conn,
+        &format!("{prefix}feed"),
+    ))
+    .await;
 }
