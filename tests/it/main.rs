@@ -1,1 +1,9 @@
-fn main() {}
+//! End-to-end tests of the `zhida` binary against real servers: a Kafka-protocol broker,
+//! Redis and an SMTP server that keeps what it receives (started by `deploy/servers.sh`,
+//! found through `ZHIDA_TEST_*`). Every test runs its own processes with its own topic,
+//! group and key prefixes and its own recipients, so tests run in parallel.
+
+mod crash;
+mod e2e;
+mod helpers;
+mod serve;

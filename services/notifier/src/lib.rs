@@ -132,7 +132,12 @@ impl Handler for Sender {
                         return Err(error);
                     }
                 };
+                let sent_at = std::time::Instant::now();
                 self.record(&key, &outcome).await?;
+                tracing::debug!(
+                    record_ms = sent_at.elapsed().as_secs_f64() * 1000.0,
+                    "outcome recorded"
+                );
                 outcome
             }
         };
@@ -160,11 +165,13 @@ impl Sender {
     /// Renders and sends; a refusal by the server is an outcome, not an error.
     async fn send(&self, request: &DeliveryRequested) -> Result<Outcome, HandleError> {
         let message = render::email(request, &self.from).map_err(HandleError::permanent)?;
+        let started = std::time::Instant::now();
         match self.mailer.send(message).await {
             Ok(answer) => {
                 tracing::info!(
                     policy_id = request.policy_id,
                     recipient_id = request.recipient_id,
+                    smtp_ms = started.elapsed().as_secs_f64() * 1000.0,
                     "email sent"
                 );
                 Ok(Outcome {

@@ -171,6 +171,8 @@ pub async fn run_consumer<H: Handler>(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        // Also tansu's rebalance timeout: how long a rebalance waits for members to rejoin.
+        .set("max.poll.interval.ms", "20000")
         .create_with_context(LoopContext)?;
     consumer.subscribe(&[&topic])?;
     tracing::info!(topic, group, "consuming");
@@ -214,8 +216,12 @@ pub async fn run_consumer<H: Handler>(
             // Shut down while waiting to retry: leave the record uncommitted.
             break;
         }
-        // `rd_kafka_offset_store` stores offset + 1: the next record to read.
-        consumer.store_offset(&record.topic, record.partition, record.offset)?;
+        // `rd_kafka_offset_store` stores offset + 1: the next record to read. It fails when
+        // the partition was taken away meanwhile (e.g. a handler outlived
+        // `max.poll.interval.ms`); the new owner then handles the record again, idempotently.
+        if let Err(error) = consumer.store_offset(&record.topic, record.partition, record.offset) {
+            tracing::warn!(%error, partition = record.partition, offset = record.offset, "offset not stored; the record will be redelivered");
+        }
     }
     commit_stored(&consumer);
     consumer.unsubscribe();

@@ -49,6 +49,14 @@ impl Producer {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            .set(
+                "batch.num.messages",
+                if config.one_record_per_batch {
+                    "1"
+                } else {
+                    "10000"
+                },
+            )
             .set("compression.type", "lz4")
             .set(
                 "message.timeout.ms",

@@ -105,7 +105,11 @@ struct TableContext;
 
 impl ClientContext for TableContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        if !matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
             tracing::warn!(%error, reason, "table reader client error");
         }
     }

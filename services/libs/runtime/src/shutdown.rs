@@ -1,8 +1,6 @@
 //! Graceful shutdown: the first SIGTERM/SIGINT cancels a token that every task watches
 //! (stop intake, drain, commit); a second signal exits at once.
 
-use std::time::Duration;
-
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// What a service needs to stop well: a token saying "stop taking new work", and a tracker
@@ -33,14 +31,5 @@ impl Shutdown {
             std::process::exit(130);
         });
         Ok(())
-    }
-
-    /// Waits for every tracked task after cancellation, up to `grace`.
-    /// Returns false when the grace period ran out first.
-    pub async fn drain(&self, grace: Duration) -> bool {
-        self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok()
     }
 }

@@ -1,0 +1,127 @@
+//! A policy travels PublishPolicy → policy.events → profiler → delivery.requests →
+//! notifier → SMTP, through real servers, and arrives once per matched subscriber.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use zhida_bus::Topic;
+use zhida_proto::{
+    events::v1::{Channel, Contact, DeliveryStatusChanged, Profile, SubjectKind, Subscription},
+    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
+    profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
+};
+
+use crate::helpers::{Server, TestEnv, count_records, eventually, mail_for};
+
+fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool) -> Profile {
+    Profile {
+        subject_id: format!("{id}-{}", env.id),
+        kind: SubjectKind::Citizen as i32,
+        display_name: name.into(),
+        street: "五角场街道".into(),
+        contacts: vec![Contact {
+            channel: Channel::Email as i32,
+            address: env.address(id),
+            consent,
+        }],
+        subscriptions: vec![Subscription {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            channels: vec![Channel::Email as i32],
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no_one_else() {
+    let env = TestEnv::new("e2e").await;
+    let server = Server::start("all", &env).await;
+    let mut profiles = ProfileServiceClient::connect(server.url.clone())
+        .await
+        .expect("connect");
+    let mut publisher = PolicyServiceClient::connect(server.url.clone())
+        .await
+        .expect("connect");
+
+    let seed = [
+        citizen(&env, "wang", "王芳", &["employment"], true),
+        citizen(&env, "zhang", "张伟", &["graduates", "employment"], true),
+        citizen(&env, "li", "李强", &["elderly-care"], true),
+        citizen(&env, "chen", "陈静", &["employment"], false),
+    ];
+    for profile in &seed {
+        profiles
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some(profile.clone()),
+            })
+            .await
+            .expect("upsert");
+    }
+
+    let request = PublishPolicyRequest {
+        request_id: format!("rsj-{}", env.id),
+        title: "杨浦区高校毕业生就业见习补贴".into(),
+        body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴。".into(),
+        tags: vec!["employment".into(), "graduates".into()],
+        department: "区人力资源社会保障局".into(),
+        service_url: "https://zwdt.sh.gov.cn/".into(),
+    };
+    let policy_id = publisher
+        .publish_policy(request.clone())
+        .await
+        .expect("published")
+        .into_inner()
+        .policy_id;
+
+    let suffix = format!(".{}@example.cn", env.id);
+    eventually("both subscribers' email", Duration::from_secs(30), || {
+        mail_for(&suffix).len() >= 2
+    })
+    .await;
+    let mail = mail_for(&suffix);
+    let mut to: Vec<&str> = mail.iter().map(|m| m.envelope_to.as_str()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [env.address("wang"), env.address("zhang")],
+        "no mail for the unsubscribed or the non-consenting"
+    );
+    for m in &mail {
+        assert_eq!(m.subject, request.title);
+        assert!(m.body.contains(&request.body), "{}", m.body);
+        assert!(m.body.contains("区人力资源社会保障局"), "{}", m.body);
+        assert_eq!(
+            m.body.matches("您订阅了政策标签").count(),
+            1,
+            "one reason, even for two matching tags: {}",
+            m.body
+        );
+        assert!(m.message_id.contains(&policy_id), "{}", m.message_id);
+    }
+    let wang = mail
+        .iter()
+        .find(|m| m.envelope_to == env.address("wang"))
+        .expect("wang's mail");
+    assert!(wang.body.starts_with("王芳，您好"), "{}", wang.body);
+
+    // The same request again (a client retry): same policy, both deliveries re-handled,
+    // and nothing sent twice. Each handling emits a status, so wait for four.
+    let again = publisher
+        .publish_policy(request)
+        .await
+        .expect("republished")
+        .into_inner()
+        .policy_id;
+    assert_eq!(again, policy_id);
+    let is_ours =
+        |bytes: &[u8]| DeliveryStatusChanged::decode(bytes).is_ok_and(|s| s.policy_id == policy_id);
+    let statuses = count_records(
+        &env,
+        Topic::DeliveryStatus,
+        4,
+        Duration::from_secs(30),
+        is_ours,
+    )
+    .await;
+    assert_eq!(statuses, 4, "the redelivered requests were handled");
+    assert_eq!(mail_for(&suffix).len(), 2, "no email was sent twice");
+}

@@ -1,0 +1,266 @@
+//! Test harness: per-test namespaces, `zhida` processes, and reading the SMTP server's mail.
+
+use std::{
+    net::TcpListener as StdListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{Consumer, StreamConsumer},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use zhida_bus::{Topic, Topics};
+use zhida_runtime::config::KafkaConfig;
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite via deploy/test.sh, which starts the servers")
+    })
+}
+
+/// One test's namespace on the shared servers.
+pub struct TestEnv {
+    /// Short unique id, also used in recipient addresses.
+    pub id: String,
+    pub kafka: KafkaConfig,
+    envs: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    pub async fn new(test: &str) -> Self {
+        let id = format!("{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let prefix = format!("t-{id}.");
+        let kafka = KafkaConfig {
+            brokers: var("ZHIDA_TEST_KAFKA"),
+            topic_prefix: prefix.clone(),
+            group_prefix: prefix.clone(),
+            ..KafkaConfig::default()
+        };
+        zhida_bus::ensure_topics(&kafka)
+            .await
+            .expect("topics created");
+        let (smtp_host, smtp_port) = var("ZHIDA_TEST_SMTP")
+            .rsplit_once(':')
+            .map(|(h, p)| (h.to_string(), p.to_string()))
+            .expect("host:port");
+        let envs = vec![
+            ("ZHIDA_KAFKA__BROKERS", kafka.brokers.clone()),
+            ("ZHIDA_KAFKA__TOPIC_PREFIX", prefix.clone()),
+            ("ZHIDA_KAFKA__GROUP_PREFIX", prefix.clone()),
+            ("ZHIDA_KAFKA__MAX_RETRY_BACKOFF", "500ms".into()),
+            ("ZHIDA_STORE__REDIS_URL", var("ZHIDA_TEST_REDIS")),
+            ("ZHIDA_STORE__KEY_PREFIX", format!("zhida-test:{id}:")),
+            ("ZHIDA_STORE__DELIVERY_LEASE", "2s".into()),
+            ("ZHIDA_SMTP__HOST", smtp_host),
+            ("ZHIDA_SMTP__PORT", smtp_port),
+            ("ZHIDA_TELEMETRY__LOG_FILTER", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Self { id, kafka, envs }
+    }
+
+    /// An address no other test uses.
+    pub fn address(&self, name: &str) -> String {
+        format!("{name}.{}@example.cn", self.id)
+    }
+
+    pub fn topic(&self, topic: Topic) -> String {
+        Topics::new(&self.kafka).name(topic)
+    }
+}
+
+/// A `zhida serve …` child process; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `zhida serve <service>` and waits until gRPC health says SERVING.
+    pub async fn start(service: &str, env: &TestEnv) -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_zhida"))
+            .args(["serve", service])
+            .envs(env.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("ZHIDA_GRPC__LISTEN", format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("zhida starts");
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    async fn wait_serving(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.serving().await {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "zhida at {} never became SERVING",
+                self.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn serving(&self) -> bool {
+        let Ok(channel) = channel(&self.url).await else {
+            return false;
+        };
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        match HealthClient::new(channel).check(request).await {
+            Ok(response) => response.into_inner().status == ServingStatus::Serving as i32,
+            Err(_) => false,
+        }
+    }
+
+    /// SIGKILL: no drain, no commit, no goodbye.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("exit status")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A message the SMTP server received.
+#[derive(Debug)]
+pub struct Mail {
+    pub envelope_to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body: String,
+}
+
+/// All complete messages in the SMTP dump whose envelope recipient ends with `suffix`.
+pub fn mail_for(suffix: &str) -> Vec<Mail> {
+    let dir = PathBuf::from(var("ZHIDA_TEST_SMTP_DUMP"));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("dump dir").flatten() {
+        let Ok(bytes) = std::fs::read(entry.path()) else {
+            continue;
+        };
+        // smtp-sink writes while receiving: a file without its body yet is skipped.
+        let Ok(mail) = mailparse::parse_mail(&bytes) else {
+            continue;
+        };
+        let header = |name: &str| {
+            mail.headers
+                .iter()
+                .find(|h| h.get_key_ref().eq_ignore_ascii_case(name))
+                .map(|h| h.get_value())
+        };
+        let Some(rcpt) = header("X-Rcpt-Args") else {
+            continue;
+        };
+        let envelope_to = rcpt
+            .trim()
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !envelope_to.ends_with(suffix) {
+            continue;
+        }
+        let (Some(subject), Some(message_id), Ok(body)) =
+            (header("Subject"), header("Message-ID"), mail.get_body())
+        else {
+            continue;
+        };
+        if body.is_empty() {
+            continue;
+        }
+        out.push(Mail {
+            envelope_to,
+            subject,
+            message_id,
+            body,
+        });
+    }
+    out
+}
+
+/// Polls `check` until it returns true, at most `within`.
+pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Counts records on `topic` (from the beginning) whose payload satisfies `matches`, until
+/// `expected` were seen; returns how many were seen within `within`.
+pub async fn count_records(
+    env: &TestEnv,
+    topic: Topic,
+    expected: usize,
+    within: Duration,
+    matches: impl Fn(&[u8]) -> bool,
+) -> usize {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .set(
+            "group.id",
+            format!("t-{}-reader-{}", env.id, uuid::Uuid::new_v4()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&env.topic(topic)]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = 0;
+    while seen < expected {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Ok(message)) if message.payload().is_some_and(&matches) => seen += 1,
+            Ok(_) => {}
+        }
+    }
+    seen
+}
+
+/// A gRPC channel to `url`.
+pub async fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Channel::from_shared(url.to_string())
+        .expect("valid url")
+        .connect()
+        .await
+}
