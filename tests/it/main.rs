@@ -4,6 +4,7 @@
 //! group and key prefixes and its own recipients, so tests run in parallel.
 
 mod crash;
+mod demo;
 mod e2e;
 mod helpers;
 mod serve;

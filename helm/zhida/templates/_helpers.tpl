@@ -1,0 +1,5 @@
+{{- define "zhida.labels" -}}
+app.kubernetes.io/part-of: zhida
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}

@@ -1,0 +1,41 @@
+# Zhida task runner (https://just.systems). Every recipe is a thin wrapper over a
+# command you can also run by hand.
+
+export ZHIDA_CACHE := env_var_or_default("ZHIDA_CACHE", env_var("HOME") + "/.cache/zhida")
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", ZHIDA_CACHE + "/target")
+
+# List the recipes.
+default:
+    @just --list
+
+# Everything in one process on the embedded defaults (no installs needed).
+demo:
+    cargo run --release -- demo
+
+# The full suite against real servers (installs and starts them, then stops them).
+test *ARGS:
+    deploy/test.sh {{ARGS}}
+
+# Start / stop / show the real servers (tansu, Redis, smtp-sink) for manual runs.
+servers-up:
+    deploy/servers.sh up
+servers-down:
+    deploy/servers.sh down
+servers-status:
+    deploy/servers.sh status
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets -- -D warnings
+
+fmt:
+    cargo fmt --all
+
+# What CI runs on a clean clone.
+ci:
+    .ci/run
+
+# Container image for Kubernetes (see helm/zhida).
+image TAG="zhida:dev":
+    docker build -f deploy/Dockerfile -t {{TAG}} .

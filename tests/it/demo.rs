@@ -1,0 +1,24 @@
+//! The first Quick start command: `zhida demo` runs on the embedded defaults alone.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_zhida"))
+        .args(["demo", "--out"])
+        .arg(out.path())
+        // Nothing from the real-server environment may leak into the embedded run.
+        .env_remove("ZHIDA_TEST_KAFKA")
+        .output()
+        .expect("zhida demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.matches("DELIVERY_STATE_SENT").count(), 5, "{stdout}");
+    assert!(stdout.contains("relay feed for associations and parks: 2 items"), "{stdout}");
+    let emails = std::fs::read_dir(out.path())
+        .expect("out dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml")))
+        .count();
+    assert_eq!(emails, 5);
+}
