@@ -13,12 +13,22 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         .output()
         .expect("zhida demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(stdout.matches("DELIVERY_STATE_SENT").count(), 5, "{stdout}");
-    assert!(stdout.contains("relay feed for associations and parks: 2 items"), "{stdout}");
+    assert!(
+        stdout.contains("relay feed for associations and parks: 2 items"),
+        "{stdout}"
+    );
     let emails = std::fs::read_dir(out.path())
         .expect("out dir")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        })
         .count();
     assert_eq!(emails, 5);
 }
