@@ -172,6 +172,10 @@ pub fn mail_for(suffix: &str) -> Vec<Mail> {
         let Ok(bytes) = std::fs::read(entry.path()) else {
             continue;
         };
+        // Cheap filter first: the dump holds every test's mail.
+        if !bytes.windows(suffix.len()).any(|w| w == suffix.as_bytes()) {
+            continue;
+        }
         // smtp-sink writes while receiving: a file without its body yet is skipped.
         let Ok(mail) = mailparse::parse_mail(&bytes) else {
             continue;

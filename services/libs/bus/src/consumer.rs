@@ -15,7 +15,7 @@
 //! Handlers must therefore be idempotent: after a crash, records handled since the last
 //! commit are delivered again. Scale-out is by partitions: run more replicas.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::{
@@ -108,7 +108,27 @@ pub struct ConsumerSpec {
     pub topic: Topic,
 }
 
-struct LoopContext;
+/// Rebalance callbacks; also remembers since when this member has had no partitions.
+#[derive(Default)]
+struct LoopContext {
+    unassigned_since: std::sync::Mutex<Option<Instant>>,
+}
+
+impl LoopContext {
+    fn set_unassigned(&self, since: Option<Instant>) {
+        *self
+            .unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = since;
+    }
+
+    fn unassigned_for(&self) -> Option<Duration> {
+        self.unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|since| since.elapsed())
+    }
+}
 
 impl ClientContext for LoopContext {}
 
@@ -118,6 +138,7 @@ impl ConsumerContext for LoopContext {
             // Records are handled between polls and this runs inside a poll: nothing is in
             // flight, so committing the stored offsets now hands over exactly what is done.
             commit_stored(consumer);
+            self.set_unassigned(None);
             tracing::info!(
                 partitions = partitions.count(),
                 "partitions revoked after commit"
@@ -128,6 +149,7 @@ impl ConsumerContext for LoopContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = ?describe(partitions), "partitions assigned");
+            self.set_unassigned((partitions.count() == 0).then(Instant::now));
         }
     }
 }
@@ -173,7 +195,7 @@ pub async fn run_consumer<H: Handler>(
         .set("heartbeat.interval.ms", "1000")
         // Also tansu's rebalance timeout: how long a rebalance waits for members to rejoin.
         .set("max.poll.interval.ms", "20000")
-        .create_with_context(LoopContext)?;
+        .create_with_context(LoopContext::default())?;
     consumer.subscribe(&[&topic])?;
     tracing::info!(topic, group, "consuming");
 
@@ -186,10 +208,15 @@ pub async fn run_consumer<H: Handler>(
         shutdown: shutdown.clone(),
     };
     let mut poll_errors = 0u32;
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {
         let message = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            _ = watchdog.tick() => {
+                rejoin_if_stranded(&consumer, &topic, config.rejoin_unassigned_after)?;
+                continue;
+            }
             message = consumer.recv() => message,
         };
         let record = match message {
@@ -226,6 +253,35 @@ pub async fn run_consumer<H: Handler>(
     commit_stored(&consumer);
     consumer.unsubscribe();
     tracing::info!(topic, group, "consumer stopped after commit");
+    Ok(())
+}
+
+/// tansu 0.6 can leave a member that joined while a dead member still led the group with
+/// an empty assignment and no further rebalance, so the dead member's partitions stall. A
+/// member that stays unassigned for `after` leaves and rejoins, which forms a new
+/// generation. Zero disables this (on Apache Kafka, where extra members are legitimately
+/// idle).
+fn rejoin_if_stranded(
+    consumer: &StreamConsumer<LoopContext>,
+    topic: &str,
+    after: Duration,
+) -> anyhow::Result<()> {
+    if after.is_zero()
+        || consumer
+            .context()
+            .unassigned_for()
+            .is_none_or(|idle| idle < after)
+    {
+        return Ok(());
+    }
+    tracing::warn!(
+        topic,
+        ?after,
+        "no partitions assigned for too long; rejoining the group"
+    );
+    consumer.context().set_unassigned(None);
+    consumer.unsubscribe();
+    consumer.subscribe(&[topic])?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::{
     message::OwnedHeaders,
-    producer::{FutureProducer, FutureRecord, Producer as _},
+    producer::{FutureProducer, FutureRecord},
 };
 use zhida_runtime::config::KafkaConfig;
 
@@ -123,13 +123,6 @@ impl Producer {
                 topic: topic.to_string(),
                 source,
             }),
-        }
-    }
-
-    /// Waits until queued records are acknowledged (at shutdown).
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.inner.flush(timeout) {
-            tracing::warn!(%error, "producer flush incomplete");
         }
     }
 }

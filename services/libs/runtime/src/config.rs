@@ -78,6 +78,11 @@ pub struct KafkaConfig {
     /// offset falls inside a multi-record batch receives nothing more from that partition
     /// (seen in `a_notifier_killed_mid_batch_…`). Set false on Apache Kafka for throughput.
     pub one_record_per_batch: bool,
+    /// A consumer left without partitions this long leaves and rejoins its group (works
+    /// around a tansu 0.6 rebalance that strands partitions after a member died). `0s`
+    /// disables it; do so on Apache Kafka when running more replicas than partitions.
+    #[serde(with = "humantime_serde")]
+    pub rejoin_unassigned_after: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -92,6 +97,7 @@ impl Default for KafkaConfig {
             produce_timeout: Duration::from_secs(30),
             max_retry_backoff: Duration::from_secs(10),
             one_record_per_batch: true,
+            rejoin_unassigned_after: Duration::from_secs(15),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Redis stores for deployments: every replica shares them. Multi-step updates are Lua
 //! scripts, so each is atomic.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
 use redis::{Script, aio::ConnectionManager, streams::StreamRangeReply};
@@ -11,6 +11,43 @@ use crate::{
     feed::{Feed, FeedEntry, FeedReadError},
     ledger::{self, Begin, DeliveryKey, DeliveryLedger, IN_FLIGHT, Outcome, Status},
 };
+
+/// Returns the current value, or takes the lease and returns nil.
+static BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local v = redis.call('GET', KEYS[1])
+              if v then return v end
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return false",
+    )
+});
+
+/// Records an outcome unless one is recorded already.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local v = redis.call('GET', KEYS[1])
+              if v and string.sub(v, 1, string.len(ARGV[3])) ~= ARGV[3] then return 0 end
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return 1",
+    )
+});
+
+/// Releases the lease only if the caller still holds it.
+static ABANDON: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+              return 0",
+    )
+});
+
+/// Appends once per id.
+static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+              redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'payload', ARGV[2])
+              return 1",
+    )
+});
 
 /// [`DeliveryLedger`] on Redis strings: `<prefix>delivery:<policy>|<recipient>|<channel>`.
 pub struct RedisLedger {
@@ -41,13 +78,7 @@ fn millis(d: Duration) -> u64 {
 impl DeliveryLedger for RedisLedger {
     async fn begin(&self, key: &DeliveryKey, lease: Duration) -> Result<Begin> {
         let token = uuid::Uuid::new_v4().to_string();
-        let script = Script::new(
-            r"local v = redis.call('GET', KEYS[1])
-              if v then return v end
-              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-              return false",
-        );
-        let existing: Option<String> = script
+        let existing: Option<String> = BEGIN
             .key(self.key(key))
             .arg(format!("{IN_FLIGHT}{token}"))
             .arg(millis(lease))
@@ -61,13 +92,7 @@ impl DeliveryLedger for RedisLedger {
     }
 
     async fn finish(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<()> {
-        let script = Script::new(
-            r"local v = redis.call('GET', KEYS[1])
-              if v and string.sub(v, 1, string.len(ARGV[3])) ~= ARGV[3] then return 0 end
-              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-              return 1",
-        );
-        let _: i64 = script
+        let _: i64 = FINISH
             .key(self.key(key))
             .arg(ledger::render(outcome))
             .arg(millis(self.ttl))
@@ -78,11 +103,7 @@ impl DeliveryLedger for RedisLedger {
     }
 
     async fn abandon(&self, key: &DeliveryKey, token: &str) -> Result<()> {
-        let script = Script::new(
-            r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-              return 0",
-        );
-        let _: i64 = script
+        let _: i64 = ABANDON
             .key(self.key(key))
             .arg(format!("{IN_FLIGHT}{token}"))
             .invoke_async(&mut self.conn.clone())
@@ -124,12 +145,7 @@ fn is_stream_id(cursor: &str) -> bool {
 #[async_trait]
 impl Feed for RedisFeed {
     async fn append(&self, id: &str, payload: &[u8]) -> Result<bool> {
-        let script = Script::new(
-            r"if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-              redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'payload', ARGV[2])
-              return 1",
-        );
-        let appended: i64 = script
+        let appended: i64 = APPEND
             .key(&self.key)
             .key(format!("{}:ids", self.key))
             .arg(id)
