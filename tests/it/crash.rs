@@ -2,11 +2,9 @@
 //! delivered, and no completed delivery is repeated.
 //!
 //! One copy may legitimately appear twice in the SMTP dump: the message whose SMTP
-//! transaction the kill cut short. lettre writes the DATA terminator in a second write, so
-//! with Nagle and delayed ACKs a transaction spends ~40 ms with its body at the server and
-//! its end-of-data not yet sent. smtp-sink keeps such an aborted transaction (a real MTA
-//! discards it); the restarted notifier, which never saw a 250, sends it again with the
-//! same Message-ID. Anything beyond that one transaction would be a real duplicate.
+//! transaction the kill cut short after the server stored it and before the notifier read
+//! the `250` (RFC 1047). The restarted notifier never saw an outcome, so it sends again,
+//! with the same Message-ID. Anything beyond that one transaction is a real duplicate.
 
 use std::{collections::HashMap, time::Duration};
 
