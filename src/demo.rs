@@ -187,14 +187,6 @@ fn policies() -> Vec<PublishPolicyRequest> {
     ]
 }
 
-/// `wang.fang@example.cn` → `w***@example.cn`.
-fn masked(address: &str) -> String {
-    match address.split_once('@') {
-        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
-        None => "***".into(),
-    }
-}
-
 async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
     let channel = GrpcChannel::from_shared(endpoint.to_string())?
         .connect()
@@ -267,7 +259,9 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
             println!(
                 "  ✉ {:<26} {:<28} {} — {}",
                 who.map_or("?", |p| p.display_name.as_str()),
-                who.map_or_else(String::new, |p| masked(&p.contacts[0].address)),
+                who.map_or_else(String::new, |p| zhida_notifier::redact(
+                    &p.contacts[0].address
+                )),
                 DeliveryState::try_from(status.state).map_or("?", |s| s.as_str_name()),
                 sample.reason,
             );

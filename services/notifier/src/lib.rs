@@ -26,7 +26,7 @@ use zhida_proto::{
 use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
 use zhida_store::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Stores};
 
-pub use mailer::{MailError, Mailer};
+pub use mailer::{MailError, Mailer, redact};
 
 /// The notifier's gRPC routes and its `delivery.requests` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {

@@ -114,11 +114,46 @@ impl Smtp {
     }
 }
 
+/// Server replies often quote the recipient ("550 <wang@…>: user unknown"); they end up in
+/// logs, the ledger and status events, so addresses are masked first.
 fn classify(error: lettre::transport::smtp::Error) -> MailError {
+    let text = redact(&error.to_string());
     if error.is_permanent() {
-        MailError::Permanent(error.to_string())
+        MailError::Permanent(text)
     } else {
-        MailError::Transient(error.to_string())
+        MailError::Transient(text)
+    }
+}
+
+/// Masks every email address in `text`: `<wang.fang@example.cn>` → `<w***@example.cn>`.
+pub fn redact(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find('@') {
+            Some(at) => {
+                let start = word[..at]
+                    .rfind(|c: char| !(c.is_alphanumeric() || "._%+-".contains(c)))
+                    .map_or(0, |i| i + 1);
+                let first = word[start..at]
+                    .chars()
+                    .next()
+                    .map_or(String::new(), String::from);
+                format!("{}{first}***{}", &word[..start], &word[at..])
+            }
+            None => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_replies_lose_their_addresses() {
+        assert_eq!(
+            super::redact("550 5.1.1 <wang.fang@example.cn>: Recipient address rejected"),
+            "550 5.1.1 <w***@example.cn>: Recipient address rejected"
+        );
+        assert_eq!(super::redact("421 try later"), "421 try later");
     }
 }
 
