@@ -16,9 +16,13 @@
 //! This crate is pure (no I/O): [`Rule::matches`] is the reference semantics that the
 //! profiler's index must agree with.
 
+mod index;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
+
+pub use index::Index;
 
 /// Most value combinations a rule may expand to (AWS: 150).
 pub const MAX_COMBINATIONS: usize = 150;

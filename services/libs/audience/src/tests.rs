@@ -387,3 +387,173 @@ fn explain_names_the_conditions_that_matched() {
     assert_eq!(reasons, ["age >= 60", "street = \"五角场街道\""]);
     assert_eq!(rule.explain(&json!({"street": "五角场街道"})), None);
 }
+
+mod property {
+    //! The index must agree with `Rule::matches` on random profiles and random rules.
+
+    use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+    use serde_json::{Map, Value, json};
+
+    use crate::{Index, Rule};
+
+    const STREETS: [&str; 4] = ["五角场街道", "殷行街道", "控江路街道", "大桥街道"];
+    const GROUPS: [&str; 4] = ["高校毕业生", "退役军人", "老年人", "农民工"];
+    const SIZES: [&str; 4] = ["大", "中", "小", "微"];
+    const INDUSTRIES: [&str; 6] = ["C39", "C391", "C3911", "I65", "I6510", "M7320"];
+    const DATES: [&str; 4] = ["2019-05-01", "2020-01-01", "2022-12-31", "2024-02-29"];
+
+    fn profile(rng: &mut StdRng) -> Value {
+        let mut doc = Map::new();
+        if rng.random_bool(0.9) {
+            doc.insert("street".into(), json!(STREETS.choose(rng)));
+        }
+        if rng.random_bool(0.7) {
+            doc.insert("age".into(), json!(rng.random_range(16..90)));
+        }
+        if rng.random_bool(0.6) {
+            let n = rng.random_range(0..3);
+            let groups: Vec<&str> = GROUPS.choose_multiple(rng, n).copied().collect();
+            doc.insert("groups".into(), json!(groups));
+        }
+        if rng.random_bool(0.5) {
+            let mut enterprise = Map::new();
+            if rng.random_bool(0.8) {
+                enterprise.insert("size".into(), json!(SIZES.choose(rng)));
+            }
+            if rng.random_bool(0.8) {
+                enterprise.insert("industry".into(), json!(INDUSTRIES.choose(rng)));
+            }
+            if rng.random_bool(0.7) {
+                enterprise.insert("registered_on".into(), json!(DATES.choose(rng)));
+            }
+            if rng.random_bool(0.5) {
+                enterprise.insert(
+                    "capital".into(),
+                    json!(rng.random_range(0..1000) as f64 * 10.5),
+                );
+            }
+            doc.insert("enterprise".into(), Value::Object(enterprise));
+        }
+        if rng.random_bool(0.3) {
+            doc.insert("language".into(), json!(["zh", "EN", "En"].choose(rng)));
+        }
+        Value::Object(doc)
+    }
+
+    fn condition(rng: &mut StdRng, field: &str) -> Value {
+        let op = rng.random_range(0..5);
+        match (field, op) {
+            ("street", 0) => json!(STREETS.choose(rng)),
+            ("street", 1) => json!({"prefix": (["五角", "殷", "大"].choose(rng))}),
+            ("street", 2) => json!({"suffix": "街道"}),
+            ("street", _) => json!({"anything-but": [STREETS.choose(rng)]}),
+            ("age", 0) => json!(rng.random_range(16..90)),
+            ("age", 1) => json!({"anything-but": rng.random_range(16..90)}),
+            ("age", _) => {
+                json!({"numeric": [">=", rng.random_range(10..60), "<", rng.random_range(60..100)]})
+            }
+            ("groups", 0 | 1) => json!(GROUPS.choose(rng)),
+            ("groups", 2) => json!({"anything-but": {"prefix": "高"}}),
+            ("groups", _) => json!({"exists": rng.random_bool(0.5)}),
+            ("size", 0 | 1) => json!(SIZES.choose(rng)),
+            ("size", _) => json!({"anything-but": ["大", "中"]}),
+            ("industry", 0) => json!({"industry": (["C", "C39", "C391", "I", "M73"].choose(rng))}),
+            ("industry", _) => json!(INDUSTRIES.choose(rng)),
+            ("registered_on", _) => json!({"date": [">=", DATES.choose(rng), "<=", "2024-12-31"]}),
+            ("capital", 0) => json!({"numeric": ["<", 5000]}),
+            ("capital", _) => json!({"exists": rng.random_bool(0.5)}),
+            ("language", 0 | 1) => json!({"equals-ignore-case": "en"}),
+            ("language", _) => json!({"anything-but": {"suffix": "n"}}),
+            _ => json!({"exists": true}),
+        }
+    }
+
+    fn rule(rng: &mut StdRng, depth: u32) -> Value {
+        let mut rule = Map::new();
+        for _ in 0..rng.random_range(1..3) {
+            match rng.random_range(0..7) {
+                0 => {
+                    rule.insert(
+                        "street".into(),
+                        json!([condition(rng, "street"), condition(rng, "street")]),
+                    );
+                }
+                1 => {
+                    rule.insert("age".into(), json!([condition(rng, "age")]));
+                }
+                2 => {
+                    rule.insert("groups".into(), json!([condition(rng, "groups")]));
+                }
+                3 => {
+                    let field = *["size", "industry", "registered_on", "capital"]
+                        .choose(rng)
+                        .unwrap_or(&"size");
+                    rule.insert("enterprise".into(), json!({field: [condition(rng, field)]}));
+                }
+                4 => {
+                    rule.insert("language".into(), json!([condition(rng, "language")]));
+                }
+                5 if depth < 2 => {
+                    rule.insert(
+                        "$or".into(),
+                        json!([self::rule(rng, depth + 1), self::rule(rng, depth + 1)]),
+                    );
+                }
+                _ => {
+                    rule.insert(
+                        "enterprise".into(),
+                        json!([{"exists": rng.random_bool(0.5)}]),
+                    );
+                }
+            }
+        }
+        Value::Object(rule)
+    }
+
+    #[test]
+    fn the_index_agrees_with_evaluating_each_profile() {
+        let mut rng = StdRng::seed_from_u64(20231118);
+        let mut index = Index::default();
+        let mut profiles: Vec<(String, Value)> = (0..400)
+            .map(|i| (format!("p{i}"), profile(&mut rng)))
+            .collect();
+        for (id, doc) in &profiles {
+            index.upsert(id, doc);
+        }
+        // Replace and delete some, so the index is tested after churn too.
+        for i in (0..400).step_by(7) {
+            profiles[i].1 = profile(&mut rng);
+            index.upsert(&profiles[i].0, &profiles[i].1);
+        }
+        for i in (0..400).step_by(11) {
+            assert!(index.remove(&profiles[i].0));
+        }
+        let removed: Vec<usize> = (0..400).step_by(11).collect();
+        let live: Vec<&(String, Value)> = profiles
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !removed.contains(i))
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(index.len(), live.len());
+
+        let mut checked = 0;
+        for _ in 0..600 {
+            let text = rule(&mut rng, 0);
+            let Ok(rule) = Rule::from_json(&text) else {
+                continue;
+            };
+            let mut expected: Vec<&str> = live
+                .iter()
+                .filter(|(_, doc)| rule.matches(doc))
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let mut actual = index.matching(&rule);
+            expected.sort_unstable();
+            actual.sort_unstable();
+            assert_eq!(actual, expected, "rule {text}");
+            checked += 1;
+        }
+        assert!(checked > 500, "only {checked} random rules were valid");
+    }
+}
