@@ -39,3 +39,10 @@ ci:
 # Container image for Kubernetes (see helm/zhida).
 image TAG="zhida:dev":
     docker build -f deploy/Dockerfile -t {{TAG}} .
+
+# Audience matching: bitmap index vs linear scan on 1M synthetic profiles (fixed seed).
+bench-match:
+    cargo bench -p zhida-audience --bench match
+
+# Every benchmark.
+bench: bench-match
