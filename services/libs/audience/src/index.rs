@@ -37,8 +37,9 @@ struct PathIndex {
     /// Strings reversed (by char), for suffixes.
     reversed: BTreeMap<String, RoaringBitmap>,
     lowercase: HashMap<String, RoaringBitmap>,
-    dates: BTreeMap<Date, RoaringBitmap>,
-    numbers: BTreeMap<i64, RoaringBitmap>,
+    /// Dates as day numbers.
+    dates: Ranged,
+    numbers: Ranged,
     bools: [RoaringBitmap; 2],
     nulls: RoaringBitmap,
 }
@@ -91,10 +92,10 @@ impl PathIndex {
                     }
                 }
                 if let Some(date) = parse_date(s) {
-                    update_in(&mut self.dates, date, doc, insert);
+                    self.dates.apply(day_number(date), doc, insert);
                 }
             }
-            Key::Num(n) => update_in(&mut self.numbers, *n, doc, insert),
+            Key::Num(n) => self.numbers.apply(*n, doc, insert),
             Key::Bool(b) => update(&mut self.bools[usize::from(*b)], doc, insert),
             Key::Null => update(&mut self.nulls, doc, insert),
         }
@@ -136,13 +137,98 @@ fn union<'a>(sets: impl IntoIterator<Item = &'a RoaringBitmap>) -> RoaringBitmap
     out
 }
 
-fn bounds<T: Copy>(range: &Range<T>) -> (Bound<T>, Bound<T>) {
-    let convert = |b: Option<(T, bool)>| match b {
-        None => Bound::Unbounded,
-        Some((v, true)) => Bound::Included(v),
-        Some((v, false)) => Bound::Excluded(v),
+/// `range` as inclusive integer bounds (all keys are integers, so `> v` is `>= v + 1`).
+fn inclusive<T: Copy>(range: &Range<T>, key: impl Fn(&T) -> i64) -> (i64, i64) {
+    let low = match range.lower {
+        None => i64::MIN,
+        Some((v, true)) => key(&v),
+        Some((v, false)) => key(&v).saturating_add(1),
     };
-    (convert(range.lower), convert(range.upper))
+    let high = match range.upper {
+        None => i64::MAX,
+        Some((v, true)) => key(&v),
+        Some((v, false)) => key(&v).saturating_sub(1),
+    };
+    (low, high)
+}
+
+/// Days since 1970-01-01 (proleptic Gregorian), so dates share the numeric range index.
+fn day_number((year, month, day): Date) -> i64 {
+    let (y, m) = if month <= 2 {
+        (i64::from(year) - 1, i64::from(month) + 9)
+    } else {
+        (i64::from(year), i64::from(month) - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Levels of bitmaps over integer keys: level `l` holds one bitmap per bucket of
+/// `16^l` consecutive keys, so a range is the union of at most ~30 bitmaps per level
+/// instead of one per distinct value (a capital amount has hundreds of thousands).
+#[derive(Debug)]
+struct Ranged {
+    levels: Vec<BTreeMap<i64, RoaringBitmap>>,
+}
+
+/// 16^12 > 2·10^14, the span of five-decimal fixed point within ±10^9.
+const LEVELS: usize = 13;
+const FANOUT_BITS: u32 = 4;
+
+impl Default for Ranged {
+    fn default() -> Self {
+        Self {
+            levels: (0..LEVELS).map(|_| BTreeMap::new()).collect(),
+        }
+    }
+}
+
+impl Ranged {
+    fn exact(&self) -> &BTreeMap<i64, RoaringBitmap> {
+        &self.levels[0]
+    }
+
+    fn apply(&mut self, key: i64, doc: u32, insert: bool) {
+        for (level, map) in self.levels.iter_mut().enumerate() {
+            // Arithmetic shift: floor division, also for negative keys.
+            update_in(map, key >> (FANOUT_BITS * level as u32), doc, insert);
+        }
+    }
+
+    /// Documents with a key in `low..=high`.
+    fn within(&self, (mut low, mut high): (i64, i64)) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        let fanout = 1i64 << FANOUT_BITS;
+        for (level, map) in self.levels.iter().enumerate() {
+            if low > high {
+                break;
+            }
+            // Whole parent buckets inside the range go up a level; the ragged ends stay.
+            let first_parent = low.div_euclid(fanout) + i64::from(low.rem_euclid(fanout) != 0);
+            let last_parent = high.saturating_add(1).div_euclid(fanout) - 1;
+            if level + 1 == LEVELS || first_parent > last_parent {
+                for (_, set) in map.range(low..=high) {
+                    out |= set;
+                }
+                break;
+            }
+            for (_, set) in map.range(low..first_parent * fanout) {
+                out |= set;
+            }
+            let right = (last_parent + 1) * fanout;
+            if right <= high {
+                for (_, set) in map.range(right..=high) {
+                    out |= set;
+                }
+            }
+            low = first_parent;
+            high = last_parent;
+        }
+        out
+    }
 }
 
 fn with_prefix<'a>(
@@ -250,7 +336,9 @@ impl Index {
             Condition::Exists(true) => p.present.clone(),
             Condition::Exists(false) => &self.all - &p.present,
             Condition::Equals(Literal::Str(s)) => p.strings.get(s).unwrap_or(&empty).clone(),
-            Condition::Equals(Literal::Num(n)) => p.numbers.get(n).unwrap_or(&empty).clone(),
+            Condition::Equals(Literal::Num(n)) => {
+                p.numbers.exact().get(n).unwrap_or(&empty).clone()
+            }
             Condition::Equals(Literal::Bool(b)) => p.bools[usize::from(*b)].clone(),
             Condition::Equals(Literal::Null) => p.nulls.clone(),
             Condition::Prefix(prefix) => union(with_prefix(&p.strings, prefix).map(|(_, s)| s)),
@@ -270,6 +358,7 @@ impl Index {
                     .map(|(_, s)| s)
                     .chain(
                         p.numbers
+                            .exact()
                             .iter()
                             .filter(|(k, _)| {
                                 !values
@@ -291,13 +380,70 @@ impl Index {
                     .filter(|(k, _)| !k.ends_with(suffix.as_str()))
                     .map(|(_, s)| s),
             ),
-            Condition::Numeric(range) => union(p.numbers.range(bounds(range)).map(|(_, s)| s)),
-            Condition::Date(range) => union(p.dates.range(bounds(range)).map(|(_, s)| s)),
+            Condition::Numeric(range) => p.numbers.within(inclusive(range, |n| *n)),
+            Condition::Date(range) => p.dates.within(inclusive(range, |d| day_number(*d))),
             Condition::Industry(code) => union(
                 with_prefix(&p.strings, code)
                     .filter(|(k, _)| is_industry_code(k))
                     .map(|(_, s)| s),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    #[test]
+    fn range_levels_return_exactly_the_keys_in_range() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut ranged = Ranged::default();
+        let keys: Vec<i64> = (0..2000)
+            .map(|_| match rng.random_range(0..3) {
+                0 => rng.random_range(-300..300),
+                1 => rng.random_range(-100_000_000_000_000..100_000_000_000_000),
+                _ => rng.random_range(0..5000) * 100_000,
+            })
+            .collect();
+        for (doc, key) in keys.iter().enumerate() {
+            ranged.apply(*key, doc as u32, true);
+        }
+        // Removing half must leave no trace in any level.
+        for (doc, key) in keys.iter().enumerate().filter(|(d, _)| d % 2 == 0) {
+            ranged.apply(*key, doc as u32, false);
+        }
+        let live = |doc: &usize| doc % 2 == 1;
+        let mut bounds: Vec<(i64, i64)> = vec![
+            (i64::MIN, i64::MAX),
+            (0, 0),
+            (-1, 1),
+            (i64::MIN, -5),
+            (5, i64::MAX),
+        ];
+        for _ in 0..300 {
+            let a = keys[rng.random_range(0..keys.len())] + rng.random_range(-2..3);
+            let b = keys[rng.random_range(0..keys.len())] + rng.random_range(-2..3);
+            bounds.push((a.min(b), a.max(b)));
+        }
+        for (low, high) in bounds {
+            let expected: RoaringBitmap = keys
+                .iter()
+                .enumerate()
+                .filter(|(doc, key)| live(doc) && (low..=high).contains(*key))
+                .map(|(doc, _)| doc as u32)
+                .collect();
+            assert_eq!(ranged.within((low, high)), expected, "range {low}..={high}");
+        }
+    }
+
+    #[test]
+    fn day_numbers_count_days_from_the_unix_epoch() {
+        assert_eq!(day_number((1970, 1, 1)), 0);
+        assert_eq!(day_number((2000, 3, 1)), 11_017);
+        assert_eq!(day_number((2024, 2, 29)) + 1, day_number((2024, 3, 1)));
+        assert_eq!(day_number((1969, 12, 31)), -1);
     }
 }
