@@ -557,3 +557,39 @@ mod property {
         assert!(checked > 500, "only {checked} random rules were valid");
     }
 }
+
+#[test]
+fn the_readme_example_means_what_it_says() {
+    check(
+        r#"{
+          "street": ["五角场街道", "殷行街道"],
+          "$or": [
+            {"groups": ["高校毕业生"], "age": [{"numeric": [">=", 16, "<", 30]}]},
+            {"enterprise": {"size": ["小", "微"], "industry": [{"industry": "I65"}],
+                            "registered_on": [{"date": [">=", "2022-01-01"]}]}}
+          ]
+        }"#,
+        &[
+            (
+                json!({"street": "五角场街道", "groups": ["高校毕业生"], "age": 23}),
+                true,
+            ),
+            (
+                json!({"street": "五角场街道", "groups": ["高校毕业生"], "age": 31}),
+                false,
+            ),
+            (
+                json!({"street": "殷行街道", "enterprise": {"size": "微", "industry": "I6510", "registered_on": "2023-04-01"}}),
+                true,
+            ),
+            (
+                json!({"street": "殷行街道", "enterprise": {"size": "中", "industry": "I6510", "registered_on": "2023-04-01"}}),
+                false,
+            ),
+            (
+                json!({"street": "大桥街道", "groups": ["高校毕业生"], "age": 23}),
+                false,
+            ),
+        ],
+    );
+}
