@@ -8,10 +8,10 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use zhida_bus::Producer;
+use zhida_bus::{Producer, Topic};
 use zhida_proto::events::v1::{Channel, DeliveryRequested};
 
-use crate::helpers::{Server, TestEnv, eventually, mail_for};
+use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
 
 const REQUESTS: usize = 600;
 
@@ -45,6 +45,7 @@ async fn a_notifier_killed_mid_batch_resumes_without_losing_or_duplicating_email
         mail_for(&suffix).len() >= 10
     })
     .await;
+    // Kill at a random point of the send cycle, not right after a file appeared.
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
     tokio::time::sleep(Duration::from_millis(jitter)).await;
     notifier.kill_9();
@@ -59,8 +60,15 @@ async fn a_notifier_killed_mid_batch_resumes_without_losing_or_duplicating_email
         mail_for(&suffix).len() >= REQUESTS
     })
     .await;
-    // Anything sent twice would arrive now, right after the redelivered tail.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A duplicate would come from a redelivered record: wait until the restarted notifier
+    // has committed every record, so nothing it could still send is pending.
+    wait_until_consumed(
+        &env,
+        "zhida-notifier",
+        Topic::DeliveryRequests,
+        Duration::from_secs(30),
+    )
+    .await;
     let mut per_recipient: HashMap<String, Vec<String>> = HashMap::new();
     for mail in mail_for(&suffix) {
         per_recipient

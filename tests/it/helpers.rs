@@ -8,8 +8,8 @@ use std::{
 };
 
 use rdkafka::{
-    ClientConfig, Message,
-    consumer::{Consumer, StreamConsumer},
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, StreamConsumer},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -267,4 +267,51 @@ pub async fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::tran
         .expect("valid url")
         .connect()
         .await
+}
+
+/// How many records of `topic` group `group` has not committed yet (blocking calls).
+fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<i64, rdkafka::error::KafkaError> {
+    let timeout = Duration::from_secs(5);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        partitions.add_partition(topic, p.id());
+    }
+    let mut lag = 0;
+    for element in consumer.committed_offsets(partitions, timeout)?.elements() {
+        let (_, high) = consumer.fetch_watermarks(topic, element.partition(), timeout)?;
+        let done = match element.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        lag += high - done;
+    }
+    Ok(lag)
+}
+
+/// Polls until consumer group `group` (before the test's prefix) has committed every record
+/// of `topic`, i.e. its committed offsets equal the partitions' high watermarks.
+pub async fn wait_until_consumed(env: &TestEnv, group: &str, topic: Topic, within: Duration) {
+    let topics = Topics::new(&env.kafka);
+    let (group, topic) = (topics.group(group), topics.name(topic));
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (brokers, g, t) = (env.kafka.brokers.clone(), group.clone(), topic.clone());
+        // librdkafka's lookups block: keep them off the async workers.
+        let lag = tokio::task::spawn_blocking(move || group_lag(&brokers, &g, &t))
+            .await
+            .expect("lag lookup did not panic");
+        if lag.as_ref().is_ok_and(|lag| *lag == 0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group {group} still lags on {topic} after {within:?}: {lag:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -93,7 +93,10 @@ impl TableReader {
                 }
                 Err(error) => {
                     tracing::warn!(%error, topic, "table reader error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
                 }
             }
         }
