@@ -247,7 +247,7 @@ fn main() {
     let started = Instant::now();
     let mut index = Index::default();
     for (id, doc) in &docs {
-        index.upsert(id, doc);
+        index.upsert(id, doc, None);
     }
     let build = started.elapsed();
     let index_bytes = rss_bytes().saturating_sub(before);

@@ -437,6 +437,16 @@ mod property {
         if rng.random_bool(0.3) {
             doc.insert("language".into(), json!(["zh", "EN", "En"].choose(rng)));
         }
+        // Several numbers or dates at one path cannot be bit-sliced: the exact-value side.
+        if rng.random_bool(0.4) {
+            let n = rng.random_range(1..4);
+            let scores: Vec<i32> = (0..n).map(|_| rng.random_range(0..6)).collect();
+            doc.insert("scores".into(), json!(scores));
+        }
+        if rng.random_bool(0.2) {
+            let dates: Vec<&str> = DATES.choose_multiple(rng, 2).copied().collect();
+            doc.insert("visits".into(), json!(dates));
+        }
         Value::Object(doc)
     }
 
@@ -464,6 +474,10 @@ mod property {
             ("capital", _) => json!({"exists": rng.random_bool(0.5)}),
             ("language", 0 | 1) => json!({"equals-ignore-case": "en"}),
             ("language", _) => json!({"anything-but": {"suffix": "n"}}),
+            ("scores", 0) => json!(rng.random_range(0..6)),
+            ("scores", 1) => json!({"anything-but": [rng.random_range(0..6), 2]}),
+            ("scores", _) => json!({"numeric": [">", rng.random_range(0..6)]}),
+            ("visits", _) => json!({"date": ["<", DATES.choose(rng)]}),
             _ => json!({"exists": true}),
         }
     }
@@ -491,7 +505,10 @@ mod property {
                     rule.insert("enterprise".into(), json!({field: [condition(rng, field)]}));
                 }
                 4 => {
-                    rule.insert("language".into(), json!([condition(rng, "language")]));
+                    let field = *["language", "scores", "visits"]
+                        .choose(rng)
+                        .unwrap_or(&"language");
+                    rule.insert(field.into(), json!([condition(rng, field)]));
                 }
                 5 if depth < 2 => {
                     rule.insert(
@@ -518,15 +535,19 @@ mod property {
             .map(|i| (format!("p{i}"), profile(&mut rng)))
             .collect();
         for (id, doc) in &profiles {
-            index.upsert(id, doc);
+            index.upsert(id, doc, None);
         }
-        // Replace and delete some, so the index is tested after churn too.
+        // Replace and delete some, so the index is tested after churn too: half of them
+        // with the previous document, half by sweeping.
         for i in (0..400).step_by(7) {
-            profiles[i].1 = profile(&mut rng);
-            index.upsert(&profiles[i].0, &profiles[i].1);
+            let previous = std::mem::replace(&mut profiles[i].1, profile(&mut rng));
+            let hint = (i % 2 == 0).then_some(&previous);
+            index.upsert(&profiles[i].0, &profiles[i].1, hint);
         }
         for i in (0..400).step_by(11) {
-            assert!(index.remove(&profiles[i].0));
+            let hint = (i % 2 == 1).then_some(&profiles[i].1);
+            assert!(index.remove(&profiles[i].0, hint));
+            assert!(!index.contains(&profiles[i].0));
         }
         let removed: Vec<usize> = (0..400).step_by(11).collect();
         let live: Vec<&(String, Value)> = profiles
