@@ -17,12 +17,14 @@
 //! profiler's index must agree with.
 
 mod index;
+mod subscriptions;
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 pub use index::Index;
+pub use subscriptions::{Matched, Subscription, Subscriptions};
 
 /// Most value combinations a rule may expand to (AWS: 150).
 pub const MAX_COMBINATIONS: usize = 150;
@@ -338,11 +340,11 @@ fn parse_condition(value: &Value, at: &str) -> Result<Condition, RuleError> {
         })?),
         "industry" => {
             let code = non_empty_string(argument, at, name)?;
-            if !is_industry_code(code) {
+            if industry_name(code).is_none() {
                 return error(
                     at,
                     format!(
-                        "{code:?} is not a GB/T 4754-2017 code: a section letter A–T, then 2, 3 or 4 digits (or none)"
+                        "{code:?} is not a GB/T 4754-2017 code: a section letter A–T, then 2, 3 or 4 digits (or none), as listed in the standard"
                     ),
                 );
             }
@@ -423,8 +425,26 @@ fn parse_date(text: &str) -> Option<Date> {
     (1..=days).contains(&day).then_some((year, month, day))
 }
 
-/// A GB/T 4754-2017 code: section letter A–T alone, or with a 2-digit division,
-/// 3-digit group or 4-digit class.
+/// The GB/T 4754-2017 catalogue (with amendment No. 1 of 2019): section letter, then the
+/// division (2 digits), group (3) or class (4) code, and its name. Provenance in
+/// `data/README.md`.
+const INDUSTRIES: &str = include_str!("../data/gbt4754-2017.tsv");
+
+static INDUSTRY_NAMES: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+    std::sync::LazyLock::new(|| {
+        INDUSTRIES
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .collect()
+    });
+
+/// The name of a GB/T 4754-2017 code that exists (`I6513` → 应用软件开发), else `None`.
+pub fn industry_name(code: &str) -> Option<&'static str> {
+    INDUSTRY_NAMES.get(code).copied()
+}
+
+/// Shaped like a GB/T 4754-2017 code: section letter A–T alone, or with a 2-digit
+/// division, 3-digit group or 4-digit class. Whether it exists: [`industry_name`].
 pub fn is_industry_code(code: &str) -> bool {
     let mut chars = code.chars();
     let section = chars.next().is_some_and(|c| ('A'..='T').contains(&c));

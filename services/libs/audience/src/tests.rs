@@ -306,7 +306,7 @@ fn an_industry_code_covers_the_codes_below_it() {
         r#"{"industry": [{"industry": "M"}]}"#,
         &[
             (json!({"industry": "M7320"}), true),
-            (json!({"industry": "I6510"}), false),
+            (json!({"industry": "I6513"}), false),
         ],
     );
     assert!(
@@ -318,6 +318,17 @@ fn an_industry_code_covers_the_codes_below_it() {
         rejected(r#"{"industry": [{"industry": "Z10"}]}"#)
             .message
             .contains("GB/T 4754")
+    );
+    // Well shaped, but the standard has no division 99 in manufacturing.
+    assert_eq!(
+        rejected(r#"{"industry": [{"industry": "C99"}]}"#).at,
+        "$.industry[0].industry"
+    );
+    assert_eq!(crate::industry_name("I6513"), Some("应用软件开发"));
+    assert_eq!(
+        crate::industry_name("I6510"),
+        None,
+        "a group's class, not a code"
     );
 }
 
@@ -399,7 +410,7 @@ mod property {
     const STREETS: [&str; 4] = ["五角场街道", "殷行街道", "控江路街道", "大桥街道"];
     const GROUPS: [&str; 4] = ["高校毕业生", "退役军人", "老年人", "农民工"];
     const SIZES: [&str; 4] = ["大", "中", "小", "微"];
-    const INDUSTRIES: [&str; 6] = ["C39", "C391", "C3911", "I65", "I6510", "M7320"];
+    const INDUSTRIES: [&str; 6] = ["C39", "C391", "C3911", "I65", "I6513", "M7320"];
     const DATES: [&str; 4] = ["2019-05-01", "2020-01-01", "2022-12-31", "2024-02-29"];
 
     fn profile(rng: &mut StdRng) -> Value {
@@ -600,11 +611,11 @@ fn the_readme_example_means_what_it_says() {
                 false,
             ),
             (
-                json!({"street": "殷行街道", "enterprise": {"size": "微", "industry": "I6510", "registered_on": "2023-04-01"}}),
+                json!({"street": "殷行街道", "enterprise": {"size": "微", "industry": "I6513", "registered_on": "2023-04-01"}}),
                 true,
             ),
             (
-                json!({"street": "殷行街道", "enterprise": {"size": "中", "industry": "I6510", "registered_on": "2023-04-01"}}),
+                json!({"street": "殷行街道", "enterprise": {"size": "中", "industry": "I6513", "registered_on": "2023-04-01"}}),
                 false,
             ),
             (
