@@ -145,18 +145,6 @@ pub fn redact(text: &str) -> String {
         .join(" ")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn server_replies_lose_their_addresses() {
-        assert_eq!(
-            super::redact("550 5.1.1 <wang.fang@example.cn>: Recipient address rejected"),
-            "550 5.1.1 <w***@example.cn>: Recipient address rejected"
-        );
-        assert_eq!(super::redact("421 try later"), "421 try later");
-    }
-}
-
 #[async_trait]
 impl Mailer for Smtp {
     async fn send(&self, message: Message) -> Result<String, MailError> {
@@ -197,5 +185,17 @@ impl Mailer for Files {
             .await
             .map(|id| format!("written {id}.eml"))
             .map_err(|e| MailError::Transient(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_replies_lose_their_addresses() {
+        assert_eq!(
+            super::redact("550 5.1.1 <wang.fang@example.cn>: Recipient address rejected"),
+            "550 5.1.1 <w***@example.cn>: Recipient address rejected"
+        );
+        assert_eq!(super::redact("421 try later"), "421 try later");
     }
 }

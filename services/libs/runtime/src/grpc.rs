@@ -2,7 +2,15 @@
 //! `grpc.health.v1` and server reflection, with the components' background tasks beside it.
 //! `zhida serve notifier` hosts one component; `zhida serve all` and the demo host four.
 
-use std::{convert::Infallible, future::Future, pin::Pin};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use tokio::net::TcpListener;
 use tonic::{Code, Status, server::NamedService, service::RoutesBuilder};
@@ -20,6 +28,7 @@ pub struct Component {
     grpc_services: Vec<&'static str>,
     registers: Vec<Register>,
     tasks: Vec<(&'static str, Task)>,
+    ready: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Component {
@@ -29,7 +38,15 @@ impl Component {
             grpc_services: Vec::new(),
             registers: Vec::new(),
             tasks: Vec::new(),
+            ready: None,
         }
+    }
+
+    /// Reports the component's services (and the process) NOT_SERVING until `ready` turns
+    /// true, e.g. until a replayed table caught up, so readiness probes hold traffic back.
+    pub fn ready_when(mut self, ready: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.ready = Some(ready);
+        self
     }
 
     /// Adds a tonic service; it is reported SERVING by the health service while up.
@@ -95,15 +112,51 @@ pub async fn serve(
     // Not a child of the shutdown token: it must say whether a task failed, not whether we stop.
     let failed = tokio_util::sync::CancellationToken::new();
     let mut names = Vec::new();
+    // Components still loading; the process reports SERVING once none is.
+    let loading = Arc::new(AtomicUsize::new(
+        components.iter().filter(|c| c.ready.is_some()).count(),
+    ));
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     for component in components {
         names.push(component.name);
         for register in component.registers {
             register(&mut routes);
         }
-        for service in &component.grpc_services {
-            health
-                .set_service_status(*service, ServingStatus::Serving)
-                .await;
+        match component.ready {
+            None => {
+                for service in &component.grpc_services {
+                    health
+                        .set_service_status(*service, ServingStatus::Serving)
+                        .await;
+                }
+            }
+            Some(mut ready) => {
+                for service in &component.grpc_services {
+                    health
+                        .set_service_status(*service, ServingStatus::NotServing)
+                        .await;
+                }
+                let health = health.clone();
+                let services = component.grpc_services.clone();
+                let loading = loading.clone();
+                let token = shutdown.token.clone();
+                shutdown.tracker.spawn(async move {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        result = ready.wait_for(|ready| *ready) => if result.is_err() { return },
+                    }
+                    for service in services {
+                        health
+                            .set_service_status(service, ServingStatus::Serving)
+                            .await;
+                    }
+                    if loading.fetch_sub(1, Ordering::SeqCst) == 1 && !token.is_cancelled() {
+                        health.set_service_status("", ServingStatus::Serving).await;
+                    }
+                });
+            }
         }
         for (task_name, task) in component.tasks {
             let token = shutdown.token.clone();
@@ -130,7 +183,9 @@ pub async fn serve(
             });
         }
     }
-    health.set_service_status("", ServingStatus::Serving).await;
+    if loading.load(Ordering::SeqCst) == 0 {
+        health.set_service_status("", ServingStatus::Serving).await;
+    }
     tracing::info!(addr = %listener.local_addr()?, components = ?names, "gRPC serving");
 
     let token = shutdown.token.clone();
