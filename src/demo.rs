@@ -11,13 +11,17 @@ use tokio::net::TcpListener;
 use tonic::transport::Channel as GrpcChannel;
 use zhida_bus::{Topic, Topics};
 use zhida_proto::{
-    events::v1::{Channel, Contact, DeliveryState, Profile, SubjectKind, Subscription},
+    events::v1::{
+        Channel, Citizen, Contact, DeliveryState, Enterprise, Profile, SubjectKind, Subscription,
+        profile::Details,
+    },
     notification::v1::{
         GetDeliveryStatusRequest, notification_service_client::NotificationServiceClient,
     },
     policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
     profile::v1::{
-        PreviewAudienceRequest, UpsertProfileRequest, profile_service_client::ProfileServiceClient,
+        PolicyDraft, PreviewAudienceRequest, UpsertProfileRequest,
+        profile_service_client::ProfileServiceClient,
     },
     relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
 };
@@ -87,81 +91,150 @@ fn email(address: &str) -> Contact {
     }
 }
 
-fn profile(
+fn subscription(tags: &[&str], filter: &str) -> Subscription {
+    Subscription {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        channels: vec![Channel::Email as i32],
+        filter: filter.into(),
+        ..Subscription::default()
+    }
+}
+
+fn citizen(
     id: &str,
-    kind: SubjectKind,
     name: &str,
     street: &str,
     contact: Contact,
-    tags: &[&str],
+    details: Citizen,
+    subscriptions: Vec<Subscription>,
 ) -> Profile {
     Profile {
         subject_id: id.into(),
-        kind: kind as i32,
+        kind: SubjectKind::Citizen as i32,
         display_name: name.into(),
         street: street.into(),
         contacts: vec![contact],
-        subscriptions: vec![Subscription {
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            channels: vec![Channel::Email as i32],
-        }],
+        subscriptions,
+        details: Some(Details::Citizen(details)),
+    }
+}
+
+fn enterprise(
+    id: &str,
+    name: &str,
+    street: &str,
+    contact: Contact,
+    details: Enterprise,
+    subscriptions: Vec<Subscription>,
+) -> Profile {
+    Profile {
+        subject_id: id.into(),
+        kind: SubjectKind::Enterprise as i32,
+        display_name: name.into(),
+        street: street.into(),
+        contacts: vec![contact],
+        subscriptions,
+        details: Some(Details::Enterprise(details)),
+    }
+}
+
+/// A valid unified social credit code of a Yangpu (310110) company.
+fn credit_code(organisation: &str) -> String {
+    zhida_profiler::credit_code(&format!("91310110{organisation}")).expect("17 code characters")
+}
+
+fn graduate(birth_year: u32) -> Citizen {
+    Citizen {
+        birth_year,
+        groups: vec!["高校毕业生".into()],
+        hukou: "外省市".into(),
+        language: "zh".into(),
     }
 }
 
 /// Citizens and enterprises of Yangpu's streets.
 fn seed() -> Vec<Profile> {
-    use SubjectKind::{Citizen, Enterprise};
     vec![
-        profile(
+        citizen(
             "c-wjc-0001",
-            Citizen,
             "王芳",
             "五角场街道",
             email("wang.fang@example.cn"),
-            &["employment", "graduates"],
+            graduate(2001),
+            vec![subscription(&["employment", "graduates"], "")],
         ),
-        profile(
+        citizen(
             "c-yx-0002",
-            Citizen,
             "李强",
             "殷行街道",
             email("li.qiang@example.cn"),
-            &["elderly-care"],
+            Citizen {
+                birth_year: 1948,
+                groups: vec!["老年人".into()],
+                hukou: "本区".into(),
+                ..Citizen::default()
+            },
+            vec![subscription(&["elderly-care"], "")],
         ),
-        profile(
+        citizen(
             "c-kjl-0003",
-            Citizen,
             "陈静",
             "控江路街道",
             Contact {
                 consent: false,
                 ..email("chen.jing@example.cn")
             },
-            &["employment"],
+            graduate(2000),
+            vec![subscription(&["employment"], "")],
         ),
-        profile(
+        // No subscription at all: reached by the first policy's audience rule alone.
+        citizen(
             "c-dhl-0004",
-            Citizen,
             "张伟",
             "定海路街道",
             email("zhang.wei@example.cn"),
-            &["graduates"],
+            graduate(2002),
+            vec![],
         ),
-        profile(
+        enterprise(
             "e-xjwc-0001",
-            Enterprise,
             "上海杨浦智造科技有限公司",
             "新江湾城街道",
             email("hr@zhizao.example.cn"),
-            &["tech-innovation"],
+            Enterprise {
+                credit_code: credit_code("MA1G2K3L4"),
+                industry: "C3911".into(),
+                size: "小".into(),
+                registered_on: "2019-04-16".into(),
+                registered_capital: 800.0,
+                employees: 46,
+                qualifications: vec!["科技型中小企业".into()],
+                parks: vec!["park-xinjiangwan".into()],
+                associations: vec![],
+            },
+            vec![],
         ),
-        profile(
+        enterprise(
             "e-wjc-0002",
-            Enterprise,
             "创智天地数字服务有限公司",
             "五角场街道",
             email("office@chuangzhi.example.cn"),
-            &["sme", "employment"],
+            Enterprise {
+                credit_code: credit_code("MA1H7N8P2"),
+                industry: "I6513".into(),
+                size: "微".into(),
+                registered_on: "2022-09-01".into(),
+                registered_capital: 100.0,
+                employees: 9,
+                qualifications: vec![],
+                parks: vec!["park-chuangzhi".into()],
+                associations: vec!["assoc-yangpu-software".into()],
+            },
+            // Employment news, but only what the human-resources bureau issues.
+            vec![subscription(
+                &["employment", "sme"],
+                r#"{"department": ["区人力资源社会保障局"]}"#,
+            )],
         ),
     ]
 }
@@ -175,6 +248,7 @@ fn policies() -> Vec<PublishPolicyRequest> {
             tags: vec!["employment".into(), "graduates".into()],
             department: "区人力资源社会保障局".into(),
             service_url: "https://zwdt.sh.gov.cn/".into(),
+            audience: r#"{"citizen": {"groups": ["高校毕业生"], "birth_year": [{"numeric": [">=", 1998]}]}}"#.into(),
         },
         PublishPolicyRequest {
             request_id: "demo-kw-2023-sme".into(),
@@ -183,6 +257,7 @@ fn policies() -> Vec<PublishPolicyRequest> {
             tags: vec!["tech-innovation".into(), "sme".into()],
             department: "区科委".into(),
             service_url: String::new(),
+            audience: r#"{"enterprise": {"size": ["小", "微"], "$or": [{"qualifications": ["科技型中小企业"]}, {"industry": [{"industry": "I65"}]}]}}"#.into(),
         },
     ]
 }
@@ -199,9 +274,21 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
     let seed = seed();
     println!("Seeding {} profiles (千人千面 / 一业一档):", seed.len());
     for p in &seed {
+        let tags: Vec<&str> = p
+            .subscriptions
+            .iter()
+            .flat_map(|s| s.tags.iter().map(String::as_str))
+            .collect();
         println!(
-            "  {:<12} {:<26} {:<8} subscribes to {:?}",
-            p.subject_id, p.display_name, p.street, p.subscriptions[0].tags
+            "  {:<12} {:<26} {:<8} {}",
+            p.subject_id,
+            p.display_name,
+            p.street,
+            if tags.is_empty() {
+                "no subscriptions".to_string()
+            } else {
+                format!("subscribes to {tags:?}")
+            }
         );
         profiles
             .upsert_profile(UpsertProfileRequest {
@@ -212,19 +299,28 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
 
     for request in policies() {
         println!(
-            "\n{} publishes 《{}》 tags {:?}",
-            request.department, request.title, request.tags
+            "\n{} publishes 《{}》\n  tags {:?}, audience {}",
+            request.department, request.title, request.tags, request.audience
         );
         let preview = profiles
             .preview_audience(PreviewAudienceRequest {
-                tags: request.tags.clone(),
+                policy: Some(PolicyDraft {
+                    tags: request.tags.clone(),
+                    audience: request.audience.clone(),
+                    department: request.department.clone(),
+                    title: request.title.clone(),
+                    service_url: request.service_url.clone(),
+                }),
                 sample_size: 100,
             })
             .await?
             .into_inner();
         println!(
-            "  audience preview: {} recipients, {} deliveries",
-            preview.recipients, preview.deliveries
+            "  audience preview: {} profiles match the rule, {} subscriptions match; {} recipients, {} deliveries",
+            preview.audience_matches,
+            preview.subscription_matches,
+            preview.recipients,
+            preview.deliveries
         );
         let published = publisher
             .publish_policy(request.clone())

@@ -2,6 +2,7 @@
 //! Parses the command line, loads config, starts telemetry, runs, maps the result to an
 //! exit code; everything else lives in the service crates.
 
+mod audience;
 mod demo;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -43,6 +44,15 @@ enum Command {
         #[arg(long, env = "ZHIDA_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the ids of the profiles an audience rule matches, offline: profiles as JSON
+    /// lines (proto3 JSON of zhida.events.v1.Profile), the rule as a JSON file.
+    /// Exits 2 on an invalid rule or profile line.
+    Audience {
+        #[arg(long)]
+        profiles: PathBuf,
+        #[arg(long)]
+        rule: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,7 +77,25 @@ impl Service {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match Cli::parse().command {
+        // Offline and synchronous: no runtime, no config, no telemetry.
+        Command::Audience { profiles, rule } => {
+            match audience::run(&profiles, &rule, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("zhida audience: {error}");
+                    ExitCode::from(match error {
+                        audience::AudienceError::Invalid(_) => 2,
+                        audience::AudienceError::Io(_) => 1,
+                    })
+                }
+            }
+        }
+        command => run(command),
+    }
+}
+
+fn run(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,12 +107,16 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve { service, config } => serve(service, config).await,
             Command::Demo { out } => demo::run(out).await,
             Command::CreateTopics { config } => {
                 let config = Config::load(config.as_deref())?;
                 zhida_bus::ensure_topics(&config.kafka).await
+            }
+            Command::Audience { profiles, rule } => {
+                audience::run(&profiles, &rule, &mut std::io::stdout().lock())
+                    .map_err(anyhow::Error::from)
             }
         }
     });

@@ -1,12 +1,16 @@
 //! A policy travels PublishPolicy → policy.events → profiler → delivery.requests →
-//! notifier → SMTP, through real servers, and arrives once per matched subscriber.
+//! notifier → SMTP, through real servers, and arrives once per matched recipient: the
+//! profiles its audience rule matches and the subscribers its tags and their filters match.
 
 use std::time::Duration;
 
 use prost::Message as _;
 use zhida_bus::Topic;
 use zhida_proto::{
-    events::v1::{Channel, Contact, DeliveryStatusChanged, Profile, SubjectKind, Subscription},
+    events::v1::{
+        Channel, Citizen, Contact, DeliveryStatusChanged, Profile, SubjectKind, Subscription,
+        profile::Details,
+    },
     policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
     profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
 };
@@ -15,6 +19,10 @@ use crate::helpers::{Server, TestEnv, count_records, eventually, mail_for};
 
 fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool) -> Profile {
     Profile {
+        details: Some(Details::Citizen(Citizen {
+            birth_year: 1990,
+            ..Citizen::default()
+        })),
         subject_id: format!("{id}-{}", env.id),
         kind: SubjectKind::Citizen as i32,
         display_name: name.into(),
@@ -24,15 +32,32 @@ fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool) ->
             address: env.address(id),
             consent,
         }],
-        subscriptions: vec![Subscription {
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            channels: vec![Channel::Email as i32],
-        }],
+        subscriptions: if tags.is_empty() {
+            vec![]
+        } else {
+            vec![Subscription {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                channels: vec![Channel::Email as i32],
+                ..Subscription::default()
+            }]
+        },
     }
 }
 
+fn graduate(mut profile: Profile) -> Profile {
+    if let Some(Details::Citizen(c)) = &mut profile.details {
+        c.groups = vec!["高校毕业生".into()];
+    }
+    profile
+}
+
+fn filtered(mut profile: Profile, filter: &str) -> Profile {
+    profile.subscriptions[0].filter = filter.into();
+    profile
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no_one_else() {
+async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_one_else() {
     let env = TestEnv::new("e2e").await;
     let server = Server::start("all", &env).await;
     let mut profiles = ProfileServiceClient::connect(server.url.clone())
@@ -43,10 +68,27 @@ async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no
         .expect("connect");
 
     let seed = [
+        // Subscribed to one of the tags.
         citizen(&env, "wang", "王芳", &["employment"], true),
-        citizen(&env, "zhang", "张伟", &["graduates", "employment"], true),
+        // Subscribed to both tags and in the audience: still one email.
+        graduate(citizen(
+            &env,
+            "zhang",
+            "张伟",
+            &["graduates", "employment"],
+            true,
+        )),
+        // In the audience only.
+        graduate(citizen(&env, "zhao", "赵敏", &[], true)),
+        // Subscribed to another tag.
         citizen(&env, "li", "李强", &["elderly-care"], true),
-        citizen(&env, "chen", "陈静", &["employment"], false),
+        // Subscribed, and in the audience, but without consent.
+        graduate(citizen(&env, "chen", "陈静", &["employment"], false)),
+        // Subscribed, but the filter wants another department.
+        filtered(
+            citizen(&env, "sun", "孙丽", &["employment"], true),
+            r#"{"department": ["区科委"]}"#,
+        ),
     ];
     for profile in &seed {
         profiles
@@ -64,6 +106,7 @@ async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no
         tags: vec!["employment".into(), "graduates".into()],
         department: "区人力资源社会保障局".into(),
         service_url: "https://zwdt.sh.gov.cn/".into(),
+        audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
     };
     let policy_id = publisher
         .publish_policy(request.clone())
@@ -73,8 +116,8 @@ async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no
         .policy_id;
 
     let suffix = format!(".{}@example.cn", env.id);
-    eventually("both subscribers' email", Duration::from_secs(30), || {
-        mail_for(&suffix).len() >= 2
+    eventually("three recipients' email", Duration::from_secs(30), || {
+        mail_for(&suffix).len() >= 3
     })
     .await;
     let mail = mail_for(&suffix);
@@ -82,29 +125,47 @@ async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no
     to.sort();
     assert_eq!(
         to,
-        [env.address("wang"), env.address("zhang")],
-        "no mail for the unsubscribed or the non-consenting"
+        [
+            env.address("wang"),
+            env.address("zhang"),
+            env.address("zhao")
+        ],
+        "no mail for the unsubscribed, the non-consenting or the filtered out"
     );
     for m in &mail {
         assert_eq!(m.subject, request.title);
         assert!(m.body.contains(&request.body), "{}", m.body);
         assert!(m.body.contains("区人力资源社会保障局"), "{}", m.body);
-        assert_eq!(
-            m.body.matches("您订阅了政策标签").count(),
-            1,
-            "one reason, even for two matching tags: {}",
-            m.body
-        );
         assert!(m.message_id.contains(&policy_id), "{}", m.message_id);
     }
+    let body_of = |who: &str| {
+        let address = env.address(who);
+        mail.iter()
+            .find(|m| m.envelope_to == address)
+            .map(|m| m.body.clone())
+            .unwrap_or_default()
+    };
+    let zhang = body_of("zhang");
+    assert_eq!(
+        zhang.matches("您订阅了政策标签").count(),
+        1,
+        "one reason sentence for two matching tags: {zhang}"
+    );
+    assert!(
+        zhang.contains("该政策面向：citizen.groups = \"高校毕业生\""),
+        "{zhang}"
+    );
+    let zhao = body_of("zhao");
+    assert!(!zhao.contains("您订阅了"), "{zhao}");
+    assert!(zhao.contains("该政策面向"), "{zhao}");
     let wang = mail
         .iter()
         .find(|m| m.envelope_to == env.address("wang"))
         .expect("wang's mail");
     assert!(wang.body.starts_with("王芳，您好"), "{}", wang.body);
 
-    // The same request again (a client retry): same policy, both deliveries re-handled,
-    // and nothing sent twice. Each handling emits a status, so wait for four.
+    // The same request again (a client retry): same policy, every delivery re-handled,
+    // and nothing sent twice. Each handling emits a status, so wait for six.
     let again = publisher
         .publish_policy(request)
         .await
@@ -117,11 +178,11 @@ async fn a_published_policy_is_emailed_once_to_each_matched_subscriber_and_to_no
     let statuses = count_records(
         &env,
         Topic::DeliveryStatus,
-        4,
+        6,
         Duration::from_secs(30),
         is_ours,
     )
     .await;
-    assert_eq!(statuses, 4, "the redelivered requests were handled");
-    assert_eq!(mail_for(&suffix).len(), 2, "no email was sent twice");
+    assert_eq!(statuses, 6, "the redelivered requests were handled");
+    assert_eq!(mail_for(&suffix).len(), 3, "no email was sent twice");
 }

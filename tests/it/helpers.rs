@@ -238,6 +238,21 @@ pub async fn count_records(
     within: Duration,
     matches: impl Fn(&[u8]) -> bool,
 ) -> usize {
+    let consumer = reader(env, topic);
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = 0;
+    while seen < expected {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Ok(message)) if message.payload().is_some_and(&matches) => seen += 1,
+            Ok(_) => {}
+        }
+    }
+    seen
+}
+
+/// A consumer of `topic` from its first record, in a group of its own.
+fn reader(env: &TestEnv, topic: Topic) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &env.kafka.brokers)
         .set(
@@ -249,16 +264,24 @@ pub async fn count_records(
         .create()
         .expect("consumer");
     consumer.subscribe(&[&env.topic(topic)]).expect("subscribe");
+    consumer
+}
+
+/// Whether `topic` holds a tombstone (a record without value) for `key`, read from the start.
+pub async fn has_tombstone(env: &TestEnv, topic: Topic, key: &str, within: Duration) -> bool {
+    let consumer = reader(env, topic);
     let deadline = tokio::time::Instant::now() + within;
-    let mut seen = 0;
-    while seen < expected {
+    loop {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(Ok(message)) if message.payload().is_some_and(&matches) => seen += 1,
+            Err(_) => return false,
+            Ok(Ok(message))
+                if message.payload().is_none() && message.key() == Some(key.as_bytes()) =>
+            {
+                return true;
+            }
             Ok(_) => {}
         }
     }
-    seen
 }
 
 /// A gRPC channel to `url`.

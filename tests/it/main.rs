@@ -3,8 +3,10 @@
 //! found through `ZHIDA_TEST_*`). Every test runs its own processes with its own topic,
 //! group and key prefixes and its own recipients, so tests run in parallel.
 
+mod cli;
 mod crash;
 mod demo;
 mod e2e;
 mod helpers;
+mod profiles;
 mod serve;

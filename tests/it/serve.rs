@@ -91,6 +91,7 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
             tags: vec!["Not A Tag".into()],
             department: "区科委".into(),
             service_url: String::new(),
+            audience: r#"{"street": "五角场街道"}"#.into(),
         })
         .await
         .expect_err("invalid");
@@ -102,5 +103,5 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    assert_eq!(fields, ["title", "tags[0]"]);
+    assert_eq!(fields, ["title", "tags[0]", "audience"]);
 }

@@ -1,11 +1,14 @@
 //! The profiler: keeps citizen and enterprise profiles with their subscriptions, and turns
-//! each published policy into delivery requests for the subscribers of its tags.
+//! each published policy into delivery requests: for the profiles its audience rule
+//! matches ("千人千面", "一业一档") and for the subscriptions its tags and their filters
+//! match, one request per (recipient, channel), each with the reason.
 //!
-//! The compacted `profiles` topic is the record: `UpsertProfile` appends to it, and every
-//! replica replays it into its in-memory [`Index`] at start (policies are matched only once
-//! the replay caught up, so a restart never silently skips recipients).
+//! The compacted `profiles` topic is the record: every write appends to it, and every
+//! replica replays it into its in-memory [`Directory`] at start (policies are matched only
+//! once the replay caught up, so a restart never silently skips recipients).
 
-mod index;
+mod directory;
+pub mod document;
 mod profile;
 mod streets;
 
@@ -13,28 +16,34 @@ use std::sync::{Arc, RwLock};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{Request, Response, Status};
+use zhida_audience::Rule;
 use zhida_bus::{
     ConsumerSpec, HandleError, Handler, Producer, Record, TableReader, TableRecord, Topic,
 };
 use zhida_proto::{
-    events::v1::{DeliveryRequested, PolicyPublished, ProfileUpserted},
+    events::v1::{DeliveryRequested, PolicyPublished, Profile, ProfileUpserted},
     profile::v1::{
-        AudienceSample, DeleteProfileRequest, DeleteProfileResponse, GetProfileRequest,
-        GetProfileResponse, PreviewAudienceRequest, PreviewAudienceResponse, UpsertProfileRequest,
-        UpsertProfileResponse,
+        AudienceSample, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
+        ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ListSubscriptionsRequest,
+        ListSubscriptionsResponse, PolicyDraft, PreviewAudienceRequest, PreviewAudienceResponse,
+        SubscribeRequest, SubscribeResponse, UnsubscribeRequest, UnsubscribeResponse,
+        UpsertProfileRequest, UpsertProfileResponse,
         profile_service_server::{ProfileService, ProfileServiceServer},
     },
 };
 use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
 
-pub use index::{Index, Recipient};
-pub use profile::{is_email, is_mobile};
+pub use directory::{Directory, Explanation, Recipient, Resolution, Target};
+pub use profile::{
+    GROUPS, HUKOU, QUALIFICATIONS, SIZES, credit_code, credit_code_check, is_email, is_mobile,
+    subscription_id, validate,
+};
 pub use streets::YANGPU_STREETS;
 
 /// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/profiler")?;
-    let index = Arc::new(RwLock::new(Index::default()));
+    let index = Arc::new(RwLock::new(Directory::default()));
     let (caught_up_tx, caught_up) = watch::channel(false);
 
     let table = {
@@ -55,13 +64,19 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         PolicyMatcher {
             index: index.clone(),
             producer: producer.clone(),
-            caught_up,
+            caught_up: caught_up.clone(),
         },
         producer.clone(),
         shutdown.token.clone(),
     );
     Ok(Component::new("profiler")
-        .grpc(ProfileServiceServer::new(Profiles { index, producer }))
+        .grpc(ProfileServiceServer::new(Profiles {
+            index,
+            producer,
+            writes: tokio::sync::Mutex::new(()),
+            caught_up: caught_up.clone(),
+        }))
+        .ready_when(caught_up)
         .task("profiles-replay", table)
         .task("policy-matcher", matcher))
 }
@@ -72,7 +87,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     zhida_runtime::serve(vec![component], listener, shutdown).await
 }
 
-fn apply(index: &RwLock<Index>, record: TableRecord) {
+fn apply(index: &RwLock<Directory>, record: TableRecord) {
     let mut index = index.write().unwrap_or_else(|e| e.into_inner());
     match record.value {
         None => {
@@ -93,7 +108,7 @@ fn apply(index: &RwLock<Index>, record: TableRecord) {
 }
 
 struct PolicyMatcher {
-    index: Arc<RwLock<Index>>,
+    index: Arc<RwLock<Directory>>,
     producer: Producer,
     caught_up: watch::Receiver<bool>,
 }
@@ -107,65 +122,197 @@ impl Handler for PolicyMatcher {
             ));
         }
         let policy: PolicyPublished = record.decode()?;
-        if policy.policy_id.is_empty() || policy.tags.is_empty() {
-            return Err(HandleError::permanent("policy without id or tags"));
+        if policy.policy_id.is_empty() || (policy.tags.is_empty() && policy.audience.is_empty()) {
+            return Err(HandleError::permanent(
+                "policy without id, or without tags and audience",
+            ));
         }
-        let recipients = self
+        // The publisher validated the rule; one that does not parse here was written by
+        // something else (or a newer rule language): not retryable.
+        let target = target_of(&policy).map_err(|e| {
+            HandleError::permanent(format!("policy {} audience: {e}", policy.policy_id))
+        })?;
+        let resolution = self
             .index
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .recipients(&policy.tags);
+            .resolve(&target);
         tracing::info!(
             policy_id = policy.policy_id,
-            recipients = recipients.len(),
+            deliveries = resolution.recipients.len(),
+            audience_matches = resolution.audience_matches,
+            subscription_matches = resolution.subscription_matches,
             "policy matched"
         );
         // Every request is acknowledged before the policy event counts as handled; on a
         // retry the same requests go out again, with the same ids, and the notifier dedups.
-        let sends = recipients.iter().map(|r| {
-            let event = DeliveryRequested {
-                policy_id: policy.policy_id.clone(),
-                recipient_id: r.subject_id.clone(),
-                channel: r.channel as i32,
-                address: r.address.clone(),
-                recipient_name: r.display_name.clone(),
-                title: policy.title.clone(),
-                body: policy.body.clone(),
-                department: policy.department.clone(),
-                service_url: policy.service_url.clone(),
-                reason: r.reason.clone(),
-            };
-            let id = format!(
-                "{}|{}|{}",
-                policy.policy_id,
-                r.subject_id,
-                r.channel.as_str_name()
-            );
-            async move {
-                self.producer
-                    .emit_with_id(&event.recipient_id, &id, &event)
-                    .await
+        // Bounded batches keep a city-wide audience from filling the producer queue at once.
+        for batch in resolution.recipients.chunks(SEND_BATCH) {
+            let sends = batch.iter().map(|r| {
+                let event = DeliveryRequested {
+                    policy_id: policy.policy_id.clone(),
+                    recipient_id: r.subject_id.clone(),
+                    channel: r.channel as i32,
+                    address: r.address.clone(),
+                    recipient_name: r.display_name.clone(),
+                    title: policy.title.clone(),
+                    body: policy.body.clone(),
+                    department: policy.department.clone(),
+                    service_url: policy.service_url.clone(),
+                    reason: r.reason.clone(),
+                };
+                let id = format!(
+                    "{}|{}|{}",
+                    policy.policy_id,
+                    r.subject_id,
+                    r.channel.as_str_name()
+                );
+                async move {
+                    self.producer
+                        .emit_with_id(&event.recipient_id, &id, &event)
+                        .await
+                }
+            });
+            for result in futures::future::join_all(sends).await {
+                result.map_err(HandleError::transient)?;
             }
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(HandleError::transient)?;
         }
         Ok(())
     }
 }
 
-struct Profiles {
-    index: Arc<RwLock<Index>>,
-    producer: Producer,
+/// Delivery requests in flight at once per policy.
+const SEND_BATCH: usize = 1000;
+
+/// What matching needs of a published policy.
+fn target_of(policy: &PolicyPublished) -> Result<Target, zhida_audience::RuleError> {
+    Ok(Target {
+        tags: policy.tags.clone(),
+        audience: if policy.audience.trim().is_empty() {
+            None
+        } else {
+            Some(Rule::parse(&policy.audience)?)
+        },
+        document: document::policy(policy),
+    })
 }
 
-fn subject_id(id: &str) -> Result<&str, Status> {
+/// A draft from PreviewAudience or ExplainMatch, checked field by field (`policy.…`).
+fn draft_target(draft: Option<PolicyDraft>) -> Result<Target, Status> {
+    let mut bad = FieldViolations::new();
+    let Some(draft) = draft else {
+        bad.add(
+            "policy",
+            "required: the draft policy's tags and/or audience",
+        );
+        return Err(bad.into());
+    };
+    if draft.tags.is_empty() && draft.audience.trim().is_empty() {
+        bad.add("policy", "give tags, an audience rule, or both");
+    }
+    for (i, tag) in draft.tags.iter().enumerate() {
+        if !zhida_publisher::is_tag(tag) {
+            bad.add(format!("policy.tags[{i}]"), format!("{tag:?} is not a tag"));
+        }
+    }
+    let audience = if draft.audience.trim().is_empty() {
+        None
+    } else {
+        match Rule::parse(&draft.audience) {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                bad.add("policy.audience", e.to_string());
+                None
+            }
+        }
+    };
+    bad.into_result()?;
+    let published = PolicyPublished {
+        tags: draft.tags,
+        department: draft.department,
+        title: draft.title,
+        service_url: draft.service_url,
+        ..PolicyPublished::default()
+    };
+    Ok(Target {
+        document: document::policy(&published),
+        tags: published.tags,
+        audience,
+    })
+}
+
+struct Profiles {
+    index: Arc<RwLock<Directory>>,
+    producer: Producer,
+    /// Serialises this replica's writes, so a Subscribe's read-modify-write of a profile
+    /// cannot interleave with another write here. (Replicas behind one load balancer can
+    /// still race; see the README's known limits.)
+    writes: tokio::sync::Mutex<()>,
+    /// True once the `profiles` replay caught up: before, reads would miss profiles and a
+    /// Subscribe's read-modify-write would overwrite them.
+    caught_up: watch::Receiver<bool>,
+}
+
+fn subject_id(field: &str, id: &str) -> Result<(), Status> {
     if profile::is_subject_id(id) {
-        return Ok(id);
+        return Ok(());
     }
     let mut bad = FieldViolations::new();
-    bad.add("subject_id", "required: 1–64 of A-Z a-z 0-9 _ . : -");
+    bad.add(field, "required: 1–64 of A-Z a-z 0-9 _ . : -");
     Err(bad.into())
+}
+
+/// Today in the district (UTC+8), `YYYY-MM-DD`.
+fn today() -> String {
+    let china = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    chrono::Utc::now()
+        .with_timezone(&china)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// How long an RPC waits for the replay before answering UNAVAILABLE.
+const LOADING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Profiles {
+    /// Waits (briefly) until the directory holds every profile of the topic.
+    async fn loaded(&self) -> Result<(), Status> {
+        let mut caught_up = self.caught_up.clone();
+        match tokio::time::timeout(LOADING_WAIT, caught_up.wait_for(|ready| *ready)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Status::unavailable(
+                "the profile directory is still loading from the profiles topic; retry",
+            )),
+        }
+    }
+
+    fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn profile(&self, id: &str) -> Result<Profile, Status> {
+        self.directory()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no profile {id}")))
+    }
+
+    /// Appends `profile` to the `profiles` topic, then applies it here. The replay applies
+    /// the same record again shortly; applying now gives this replica read-your-writes.
+    async fn write(&self, profile: Profile) -> Result<(), Status> {
+        let event = ProfileUpserted {
+            profile: Some(profile.clone()),
+        };
+        self.producer
+            .emit(&profile.subject_id, &event)
+            .await
+            .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
+        self.index
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .upsert(profile);
+        Ok(())
+    }
 }
 
 #[tonic::async_trait]
@@ -175,24 +322,15 @@ impl ProfileService for Profiles {
         &self,
         request: Request<UpsertProfileRequest>,
     ) -> Result<Response<UpsertProfileResponse>, Status> {
+        self.loaded().await?;
         let request = request.into_inner();
-        profile::validate(request.profile.as_ref())?;
-        let Some(profile) = request.profile else {
+        profile::validate(request.profile.as_ref(), &today())?;
+        let Some(mut profile) = request.profile else {
             return Err(Status::invalid_argument("profile: required"));
         };
-        let event = ProfileUpserted {
-            profile: Some(profile.clone()),
-        };
-        self.producer
-            .emit(&profile.subject_id, &event)
-            .await
-            .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
-        // The replay applies the same record again shortly; applying now gives this replica
-        // read-your-writes.
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .upsert(profile);
+        profile::assign_subscription_ids(&mut profile);
+        let _write = self.writes.lock().await;
+        self.write(profile).await?;
         Ok(Response::new(UpsertProfileResponse {}))
     }
 
@@ -200,20 +338,13 @@ impl ProfileService for Profiles {
         &self,
         request: Request<GetProfileRequest>,
     ) -> Result<Response<GetProfileResponse>, Status> {
+        self.loaded().await?;
         let request = request.into_inner();
-        let id = subject_id(&request.subject_id)?;
-        let profile = self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        match profile {
-            Some(profile) => Ok(Response::new(GetProfileResponse {
-                profile: Some(profile),
-            })),
-            None => Err(Status::not_found(format!("no profile {id}"))),
-        }
+        subject_id("subject_id", &request.subject_id)?;
+        let profile = self.profile(&request.subject_id)?;
+        Ok(Response::new(GetProfileResponse {
+            profile: Some(profile),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "DeleteProfile"))]
@@ -221,8 +352,11 @@ impl ProfileService for Profiles {
         &self,
         request: Request<DeleteProfileRequest>,
     ) -> Result<Response<DeleteProfileResponse>, Status> {
+        self.loaded().await?;
         let request = request.into_inner();
-        let id = subject_id(&request.subject_id)?;
+        let id = request.subject_id.as_str();
+        subject_id("subject_id", id)?;
+        let _write = self.writes.lock().await;
         self.producer
             .tombstone(Topic::Profiles, id)
             .await
@@ -234,40 +368,124 @@ impl ProfileService for Profiles {
         Ok(Response::new(DeleteProfileResponse {}))
     }
 
+    async fn list_subscriptions(
+        &self,
+        request: Request<ListSubscriptionsRequest>,
+    ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        self.loaded().await?;
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        let profile = self.profile(&request.subject_id)?;
+        Ok(Response::new(ListSubscriptionsResponse {
+            subscriptions: profile.subscriptions,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "Subscribe"))]
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<SubscribeResponse>, Status> {
+        self.loaded().await?;
+        let request = request.into_inner();
+        let mut bad = FieldViolations::new();
+        if !profile::is_subject_id(&request.subject_id) {
+            bad.add("subject_id", "required: 1–64 of A-Z a-z 0-9 _ . : -");
+        }
+        let Some(mut subscription) = request.subscription else {
+            bad.add("subscription", "required");
+            return Err(bad.into());
+        };
+        profile::validate_subscription(&mut bad, "subscription", &subscription);
+        bad.into_result()?;
+        if subscription.id.is_empty() {
+            subscription.id = profile::subscription_id(&subscription);
+        }
+        let _write = self.writes.lock().await;
+        let mut profile = self.profile(&request.subject_id)?;
+        let full = profile.subscriptions.len() >= profile::MAX_SUBSCRIPTIONS;
+        match profile
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.id == subscription.id)
+        {
+            Some(existing) => *existing = subscription.clone(),
+            None if full => {
+                return Err(Status::failed_precondition(format!(
+                    "the profile already has {} subscriptions, the most it may have",
+                    profile::MAX_SUBSCRIPTIONS
+                )));
+            }
+            None => profile.subscriptions.push(subscription.clone()),
+        }
+        self.write(profile).await?;
+        Ok(Response::new(SubscribeResponse {
+            subscription: Some(subscription),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "Unsubscribe"))]
+    async fn unsubscribe(
+        &self,
+        request: Request<UnsubscribeRequest>,
+    ) -> Result<Response<UnsubscribeResponse>, Status> {
+        self.loaded().await?;
+        let request = request.into_inner();
+        let mut bad = FieldViolations::new();
+        if !profile::is_subject_id(&request.subject_id) {
+            bad.add("subject_id", "required: 1–64 of A-Z a-z 0-9 _ . : -");
+        }
+        if !profile::is_subject_id(&request.subscription_id) {
+            bad.add("subscription_id", "required: 1–64 of A-Z a-z 0-9 _ . : -");
+        }
+        bad.into_result()?;
+        let _write = self.writes.lock().await;
+        let mut profile = self.profile(&request.subject_id)?;
+        let before = profile.subscriptions.len();
+        profile
+            .subscriptions
+            .retain(|s| s.id != request.subscription_id);
+        if profile.subscriptions.len() == before {
+            return Err(Status::not_found(format!(
+                "profile {} has no subscription {}",
+                request.subject_id, request.subscription_id
+            )));
+        }
+        self.write(profile).await?;
+        Ok(Response::new(UnsubscribeResponse {}))
+    }
+
     async fn preview_audience(
         &self,
         request: Request<PreviewAudienceRequest>,
     ) -> Result<Response<PreviewAudienceResponse>, Status> {
+        self.loaded().await?;
         let request = request.into_inner();
-        let mut bad = FieldViolations::new();
-        if request.tags.is_empty() {
-            bad.add("tags", "at least one tag required");
-        }
-        for (i, tag) in request.tags.iter().enumerate() {
-            if !zhida_publisher::is_tag(tag) {
-                bad.add(format!("tags[{i}]"), format!("{tag:?} is not a tag"));
-            }
-        }
         if request.sample_size > 100 {
+            let mut bad = FieldViolations::new();
             bad.add("sample_size", "at most 100");
+            return Err(bad.into());
         }
-        bad.into_result()?;
+        let target = draft_target(request.policy)?;
         let sample_size = if request.sample_size == 0 {
             10
         } else {
             request.sample_size as usize
         };
-        let recipients = self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .recipients(&request.tags);
-        let mut distinct: Vec<&str> = recipients.iter().map(|r| r.subject_id.as_str()).collect();
+        let resolution = self.directory().resolve(&target);
+        let mut distinct: Vec<&str> = resolution
+            .recipients
+            .iter()
+            .map(|r| r.subject_id.as_str())
+            .collect();
         distinct.dedup();
         Ok(Response::new(PreviewAudienceResponse {
-            deliveries: recipients.len() as u64,
+            deliveries: resolution.recipients.len() as u64,
             recipients: distinct.len() as u64,
-            sample: recipients
+            audience_matches: resolution.audience_matches,
+            subscription_matches: resolution.subscription_matches,
+            sample: resolution
+                .recipients
                 .iter()
                 .take(sample_size)
                 .map(|r| AudienceSample {
@@ -276,6 +494,27 @@ impl ProfileService for Profiles {
                     reason: r.reason.clone(),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn explain_match(
+        &self,
+        request: Request<ExplainMatchRequest>,
+    ) -> Result<Response<ExplainMatchResponse>, Status> {
+        self.loaded().await?;
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        let target = draft_target(request.policy)?;
+        let explanation = self
+            .directory()
+            .explain(&request.subject_id, &target)
+            .ok_or_else(|| Status::not_found(format!("no profile {}", request.subject_id)))?;
+        Ok(Response::new(ExplainMatchResponse {
+            matched: explanation.matched(),
+            audience_conditions: explanation.conditions,
+            subscription_ids: explanation.subscriptions,
+            channels: explanation.channels.iter().map(|c| *c as i32).collect(),
+            reason: explanation.reason,
         }))
     }
 }

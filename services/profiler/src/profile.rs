@@ -1,13 +1,53 @@
-//! Profile validation: [`validate`] reports every bad field of an incoming profile.
+//! Profile validation: [`validate`] reports every bad field of an incoming profile, so a
+//! client fixes them all in one round. Contact addresses are never echoed (personal data).
 
-use zhida_proto::events::v1::{Channel, Profile, SubjectKind};
+use zhida_audience::Rule;
+use zhida_proto::events::v1::{
+    Channel, Citizen, Enterprise, Frequency, Profile, SubjectKind, Subscription, profile::Details,
+};
 use zhida_runtime::FieldViolations;
 
 use crate::streets;
 
 const MAX_CONTACTS: usize = 10;
-const MAX_SUBSCRIPTIONS: usize = 50;
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 50;
 const MAX_TAGS_PER_SUBSCRIPTION: usize = 20;
+const MAX_MEMBERSHIPS: usize = 20;
+
+/// Groups the district's policies address (citizen `groups`).
+pub const GROUPS: [&str; 8] = [
+    "高校毕业生",
+    "失业人员",
+    "退役军人",
+    "农民工",
+    "老年人",
+    "残疾人",
+    "低保对象",
+    "新就业形态劳动者",
+];
+
+/// Household registration (citizen `hukou`).
+pub const HUKOU: [&str; 4] = ["本区", "本市", "外省市", "境外"];
+
+/// Enterprise size classes (国统字〔2017〕213号).
+pub const SIZES: [&str; 4] = ["大", "中", "小", "微"];
+
+/// Recognised enterprise qualifications: a closed list, so a typo cannot silently drop an
+/// enterprise out of every audience that selects on it.
+pub const QUALIFICATIONS: [&str; 8] = [
+    "高新技术企业",
+    "专精特新",
+    "专精特新小巨人",
+    "科技型中小企业",
+    "创新型中小企业",
+    "技术先进型服务企业",
+    "瞪羚企业",
+    "独角兽企业",
+];
+
+/// Largest registered capital accepted, in 万元 (rules compare numbers within ±10⁹).
+const MAX_CAPITAL: f64 = 1e9;
+const MAX_EMPLOYEES: u32 = 10_000_000;
 
 /// Subject ids: 1–64 of `A-Z a-z 0-9 _ . : -` (they appear in keys and dedup ledgers).
 pub fn is_subject_id(id: &str) -> bool {
@@ -42,7 +82,244 @@ pub fn is_mobile(number: &str) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub fn validate(profile: Option<&Profile>) -> Result<(), FieldViolations> {
+/// The characters of a unified social credit code, in value order (no I, O, S, V, Z).
+const CREDIT_CODE_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// The check character (18th) of a unified social credit code whose first 17 characters
+/// are `body`, per GB 32100-2015: weights 3^(i-1) mod 31, check = 31 − (Σ mod 31).
+/// `None` when `body` is not 17 valid characters.
+pub fn credit_code_check(body: &str) -> Option<char> {
+    if body.len() != 17 {
+        return None;
+    }
+    let mut sum = 0usize;
+    let mut weight = 1usize;
+    for b in body.bytes() {
+        let value = CREDIT_CODE_CHARS.iter().position(|c| *c == b)?;
+        sum += value * weight;
+        weight = weight * 3 % 31;
+    }
+    Some(char::from(CREDIT_CODE_CHARS[(31 - sum % 31) % 31]))
+}
+
+/// `body` (17 characters) completed with its check character into a unified social credit
+/// code; `None` when `body` is not 17 valid characters.
+pub fn credit_code(body: &str) -> Option<String> {
+    credit_code_check(body).map(|check| format!("{body}{check}"))
+}
+
+/// Why `code` is not a valid unified social credit code, if it is not.
+fn credit_code_problem(code: &str) -> Option<String> {
+    if code.len() != 18 || !code.is_ascii() {
+        return Some("18 characters required (统一社会信用代码, GB 32100-2015)".into());
+    }
+    if let Some(c) = code
+        .chars()
+        .find(|c| !CREDIT_CODE_CHARS.contains(&(*c as u8)))
+    {
+        return Some(format!(
+            "{c:?} cannot appear: digits and upper-case letters except I, O, S, V, Z"
+        ));
+    }
+    if !code[2..8].bytes().all(|b| b.is_ascii_digit()) {
+        return Some("characters 3–8 are the administrative division code: digits".into());
+    }
+    let expected = credit_code_check(&code[..17])?;
+    (code.as_bytes()[17] as char != expected)
+        .then(|| format!("check character is wrong: {expected} expected for this code"))
+}
+
+/// A BCP 47 language tag, simplified: `zh`, `en`, `zh-Hant`, `en-GB`.
+fn is_language(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_lowercase())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Adds a violation for each value of `values` outside `allowed` and for duplicates.
+fn closed_list(
+    bad: &mut FieldViolations,
+    field: &str,
+    values: &[String],
+    allowed: &[&str],
+    max: usize,
+) {
+    if values.len() > max {
+        bad.add(field, format!("at most {max}"));
+    }
+    for (i, value) in values.iter().enumerate() {
+        if !allowed.contains(&value.as_str()) {
+            bad.add(
+                format!("{field}[{i}]"),
+                format!("{value:?} is not one of {}", allowed.join(" ")),
+            );
+        } else if values[..i].contains(value) {
+            bad.add(
+                format!("{field}[{i}]"),
+                format!("{value:?} is listed twice"),
+            );
+        }
+    }
+}
+
+fn memberships(bad: &mut FieldViolations, field: &str, ids: &[String]) {
+    if ids.len() > MAX_MEMBERSHIPS {
+        bad.add(field, format!("at most {MAX_MEMBERSHIPS}"));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if !is_subject_id(id) {
+            bad.add(
+                format!("{field}[{i}]"),
+                "a relay subscriber id: 1–64 of A-Z a-z 0-9 _ . : -",
+            );
+        } else if ids[..i].contains(id) {
+            bad.add(format!("{field}[{i}]"), format!("{id:?} is listed twice"));
+        }
+    }
+}
+
+fn validate_citizen(bad: &mut FieldViolations, c: &Citizen, this_year: u32) {
+    if c.birth_year != 0 && !(1900..=this_year).contains(&c.birth_year) {
+        bad.add(
+            "profile.citizen.birth_year",
+            format!("between 1900 and {this_year}, or 0 when unknown"),
+        );
+    }
+    closed_list(
+        bad,
+        "profile.citizen.groups",
+        &c.groups,
+        &GROUPS,
+        GROUPS.len(),
+    );
+    if !c.hukou.is_empty() && !HUKOU.contains(&c.hukou.as_str()) {
+        bad.add(
+            "profile.citizen.hukou",
+            format!("{:?} is not one of {}", c.hukou, HUKOU.join(" ")),
+        );
+    }
+    if !c.language.is_empty() && !is_language(&c.language) {
+        bad.add(
+            "profile.citizen.language",
+            "a BCP 47 language tag such as zh, en or zh-Hant",
+        );
+    }
+}
+
+fn validate_enterprise(bad: &mut FieldViolations, e: &Enterprise, today: &str) {
+    if let Some(problem) = credit_code_problem(&e.credit_code) {
+        bad.add("profile.enterprise.credit_code", problem);
+    }
+    if zhida_audience::industry_name(&e.industry).is_none() {
+        bad.add(
+            "profile.enterprise.industry",
+            format!(
+                "{:?} is not a GB/T 4754-2017 code: section letter then 2–4 digits, e.g. I6513",
+                e.industry
+            ),
+        );
+    }
+    if !SIZES.contains(&e.size.as_str()) {
+        bad.add(
+            "profile.enterprise.size",
+            format!("{:?} is not one of {}", e.size, SIZES.join(" ")),
+        );
+    }
+    if !e.registered_on.is_empty() {
+        if !zhida_audience::is_date(&e.registered_on) {
+            bad.add(
+                "profile.enterprise.registered_on",
+                "a date written YYYY-MM-DD",
+            );
+        } else if e.registered_on.as_str() > today {
+            bad.add("profile.enterprise.registered_on", "in the future");
+        }
+    }
+    if !e.registered_capital.is_finite() || !(0.0..=MAX_CAPITAL).contains(&e.registered_capital) {
+        bad.add(
+            "profile.enterprise.registered_capital",
+            "in 万元, between 0 and 1e9",
+        );
+    }
+    if e.employees > MAX_EMPLOYEES {
+        bad.add(
+            "profile.enterprise.employees",
+            format!("at most {MAX_EMPLOYEES}"),
+        );
+    }
+    closed_list(
+        bad,
+        "profile.enterprise.qualifications",
+        &e.qualifications,
+        &QUALIFICATIONS,
+        QUALIFICATIONS.len(),
+    );
+    memberships(bad, "profile.enterprise.parks", &e.parks);
+    memberships(bad, "profile.enterprise.associations", &e.associations);
+}
+
+/// Checks one subscription; `field` is where it sits (`profile.subscriptions[2]`).
+pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscription) {
+    if !s.id.is_empty() && !is_subject_id(&s.id) {
+        bad.add(
+            format!("{field}.id"),
+            "1–64 of A-Z a-z 0-9 _ . : -, or empty to have one assigned",
+        );
+    }
+    if s.tags.is_empty() || s.tags.len() > MAX_TAGS_PER_SUBSCRIPTION {
+        bad.add(
+            format!("{field}.tags"),
+            format!("1–{MAX_TAGS_PER_SUBSCRIPTION} tags required"),
+        );
+    }
+    for (j, tag) in s.tags.iter().enumerate() {
+        if !zhida_publisher::is_tag(tag) {
+            bad.add(
+                format!("{field}.tags[{j}]"),
+                format!("{tag:?} is not a tag: 1–64 of a-z, 0-9, -"),
+            );
+        }
+    }
+    if !s.filter.is_empty()
+        && let Err(e) = Rule::parse(&s.filter)
+    {
+        bad.add(format!("{field}.filter"), e.to_string());
+    }
+    match Frequency::try_from(s.frequency) {
+        Ok(Frequency::Unspecified | Frequency::Immediate) => {}
+        Ok(Frequency::DailyDigest) => bad.add(
+            format!("{field}.frequency"),
+            "daily digests are not delivered in this version; use IMMEDIATE",
+        ),
+        Err(_) => bad.add(
+            format!("{field}.frequency"),
+            format!("unknown value {}", s.frequency),
+        ),
+    }
+    if s.channels.is_empty() {
+        bad.add(format!("{field}.channels"), "at least one channel required");
+    }
+    for (j, channel) in s.channels.iter().enumerate() {
+        match Channel::try_from(*channel) {
+            Ok(Channel::Email) => {}
+            Ok(Channel::Sms | Channel::Inbox) => bad.add(
+                format!("{field}.channels[{j}]"),
+                "only EMAIL is delivered in this version",
+            ),
+            Ok(Channel::Unspecified) => bad.add(format!("{field}.channels[{j}]"), "required"),
+            Err(_) => bad.add(
+                format!("{field}.channels[{j}]"),
+                format!("unknown value {channel}"),
+            ),
+        }
+    }
+}
+
+/// Checks every field of `profile`. `today` is `YYYY-MM-DD` (registration dates and birth
+/// years cannot lie after it).
+pub fn validate(profile: Option<&Profile>, today: &str) -> Result<(), FieldViolations> {
     let mut bad = FieldViolations::new();
     let Some(p) = profile else {
         bad.add("profile", "required");
@@ -54,10 +331,27 @@ pub fn validate(profile: Option<&Profile>) -> Result<(), FieldViolations> {
             "required: 1–64 of A-Z a-z 0-9 _ . : -",
         );
     }
-    match SubjectKind::try_from(p.kind) {
-        Ok(SubjectKind::Citizen | SubjectKind::Enterprise) => {}
-        Ok(SubjectKind::Unspecified) => bad.add("profile.kind", "required: CITIZEN or ENTERPRISE"),
-        Err(_) => bad.add("profile.kind", format!("unknown value {}", p.kind)),
+    let this_year: u32 = today.get(..4).and_then(|y| y.parse().ok()).unwrap_or(9999);
+    match (SubjectKind::try_from(p.kind), &p.details) {
+        (Ok(SubjectKind::Citizen), None) => {}
+        (Ok(SubjectKind::Citizen), Some(Details::Citizen(c))) => {
+            validate_citizen(&mut bad, c, this_year)
+        }
+        (Ok(SubjectKind::Enterprise), Some(Details::Enterprise(e))) => {
+            validate_enterprise(&mut bad, e, today)
+        }
+        (Ok(SubjectKind::Citizen), Some(Details::Enterprise(_))) => bad.add(
+            "profile.enterprise",
+            "a citizen has no enterprise details; set kind ENTERPRISE",
+        ),
+        (Ok(SubjectKind::Enterprise), _) => bad.add(
+            "profile.enterprise",
+            "required for an enterprise (credit_code, industry, size at least)",
+        ),
+        (Ok(SubjectKind::Unspecified), _) => {
+            bad.add("profile.kind", "required: CITIZEN or ENTERPRISE")
+        }
+        (Err(_), _) => bad.add("profile.kind", format!("unknown value {}", p.kind)),
     }
     let name = p.display_name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -109,37 +403,202 @@ pub fn validate(profile: Option<&Profile>) -> Result<(), FieldViolations> {
     }
     for (i, subscription) in p.subscriptions.iter().enumerate() {
         let field = format!("profile.subscriptions[{i}]");
-        if subscription.tags.is_empty() || subscription.tags.len() > MAX_TAGS_PER_SUBSCRIPTION {
-            bad.add(
-                format!("{field}.tags"),
-                format!("1–{MAX_TAGS_PER_SUBSCRIPTION} tags required"),
-            );
-        }
-        for (j, tag) in subscription.tags.iter().enumerate() {
-            if !zhida_publisher::is_tag(tag) {
-                bad.add(
-                    format!("{field}.tags[{j}]"),
-                    format!("{tag:?} is not a tag: 1–64 of a-z, 0-9, -"),
-                );
-            }
-        }
-        if subscription.channels.is_empty() {
-            bad.add(format!("{field}.channels"), "at least one channel required");
-        }
-        for (j, channel) in subscription.channels.iter().enumerate() {
-            match Channel::try_from(*channel) {
-                Ok(Channel::Email) => {}
-                Ok(Channel::Sms | Channel::Inbox) => bad.add(
-                    format!("{field}.channels[{j}]"),
-                    "only EMAIL is delivered in this version",
-                ),
-                Ok(Channel::Unspecified) => bad.add(format!("{field}.channels[{j}]"), "required"),
-                Err(_) => bad.add(
-                    format!("{field}.channels[{j}]"),
-                    format!("unknown value {channel}"),
-                ),
-            }
+        validate_subscription(&mut bad, &field, subscription);
+        if !subscription.id.is_empty()
+            && p.subscriptions[..i].iter().any(|s| s.id == subscription.id)
+        {
+            bad.add(format!("{field}.id"), "another subscription has this id");
         }
     }
     if bad.is_empty() { Ok(()) } else { Err(bad) }
+}
+
+/// A stable id for a subscription that came without one: derived from what it says, so a
+/// retried Subscribe names the same subscription instead of adding a second.
+pub fn subscription_id(s: &Subscription) -> String {
+    let mut text = s.tags.join(",");
+    text.push('|');
+    text.push_str(&s.filter);
+    for channel in &s.channels {
+        text.push_str(&format!("|{channel}"));
+    }
+    text.push_str(&format!("|{}", s.frequency));
+    // FNV-1a: stable across versions and platforms, unlike std's hasher.
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("sub-{hash:016x}")
+}
+
+/// Gives every subscription without an id its derived one.
+pub fn assign_subscription_ids(profile: &mut Profile) {
+    for s in &mut profile.subscriptions {
+        if s.id.is_empty() {
+            s.id = subscription_id(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zhida_proto::events::v1::Contact;
+
+    use super::*;
+
+    /// A valid code for a Yangpu (310110) enterprise with organisation code `org`.
+    pub fn yangpu_code(org: &str) -> String {
+        credit_code(&format!("91310110{org}")).expect("valid body")
+    }
+
+    #[test]
+    fn credit_code_check_digit_follows_gb_32100() {
+        // Published examples of valid codes (national enterprise credit system).
+        for code in ["91350100M000100Y43", "91110000802100433B"] {
+            assert_eq!(credit_code_problem(code), None, "{code}");
+        }
+        let code = yangpu_code("MA1FL0B2X");
+        assert_eq!(credit_code_problem(&code), None);
+        let mut wrong = code.clone();
+        let last = if wrong.ends_with('0') { "1" } else { "0" };
+        wrong.replace_range(17.., last);
+        assert!(
+            credit_code_problem(&wrong)
+                .expect("rejected")
+                .contains("check character")
+        );
+        assert!(
+            credit_code_problem("91310110MA1FL0B2XI").is_some(),
+            "I is not a code character"
+        );
+        assert!(credit_code_problem("9131011").is_some());
+        assert!(
+            credit_code_problem("91AB0110MA1FL0B2X0")
+                .expect("rejected")
+                .contains("division")
+        );
+    }
+
+    fn enterprise() -> Profile {
+        Profile {
+            subject_id: "ent-1".into(),
+            kind: SubjectKind::Enterprise as i32,
+            display_name: "上海某软件有限公司".into(),
+            street: "五角场街道".into(),
+            details: Some(Details::Enterprise(Enterprise {
+                credit_code: yangpu_code("MA1FL0B2X"),
+                industry: "I6513".into(),
+                size: "小".into(),
+                registered_on: "2021-06-01".into(),
+                registered_capital: 500.0,
+                employees: 35,
+                qualifications: vec!["高新技术企业".into()],
+                parks: vec!["park-yangpu-science".into()],
+                associations: vec![],
+            })),
+            ..Profile::default()
+        }
+    }
+
+    fn fields(profile: &Profile) -> Vec<String> {
+        match validate(Some(profile), "2026-11-27") {
+            Ok(()) => Vec::new(),
+            Err(bad) => bad.violations().iter().map(|(f, _)| f.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_complete_enterprise_and_a_bare_citizen_are_valid() {
+        assert_eq!(fields(&enterprise()), Vec::<String>::new());
+        let citizen = Profile {
+            subject_id: "c-1".into(),
+            kind: SubjectKind::Citizen as i32,
+            display_name: "张三".into(),
+            street: "殷行街道".into(),
+            ..Profile::default()
+        };
+        assert_eq!(fields(&citizen), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut p = enterprise();
+        let Some(Details::Enterprise(e)) = &mut p.details else {
+            unreachable!()
+        };
+        e.credit_code = "913101100000000000".into();
+        e.industry = "I6510".into();
+        e.size = "特大".into();
+        e.registered_on = "2027-01-01".into();
+        e.registered_capital = f64::NAN;
+        e.qualifications = vec!["高新技术企业".into(), "高新技术企业".into(), "五星".into()];
+        e.parks = vec!["bad id!".into()];
+        p.street = "南京路街道".into();
+        p.contacts = vec![Contact {
+            channel: Channel::Email as i32,
+            address: "not-an-email".into(),
+            consent: true,
+        }];
+        p.subscriptions = vec![Subscription {
+            tags: vec!["employment".into()],
+            channels: vec![Channel::Email as i32],
+            filter: r#"{"department": "区科委"}"#.into(),
+            frequency: 9,
+            ..Subscription::default()
+        }];
+        assert_eq!(
+            fields(&p),
+            [
+                "profile.enterprise.credit_code",
+                "profile.enterprise.industry",
+                "profile.enterprise.size",
+                "profile.enterprise.registered_on",
+                "profile.enterprise.registered_capital",
+                "profile.enterprise.qualifications[1]",
+                "profile.enterprise.qualifications[2]",
+                "profile.enterprise.parks[0]",
+                "profile.street",
+                "profile.contacts[0].address",
+                "profile.subscriptions[0].filter",
+                "profile.subscriptions[0].frequency",
+            ]
+        );
+    }
+
+    #[test]
+    fn citizen_details_are_checked_and_must_match_the_kind() {
+        let mut p = enterprise();
+        p.kind = SubjectKind::Citizen as i32;
+        assert_eq!(fields(&p), ["profile.enterprise"]);
+        p.details = Some(Details::Citizen(Citizen {
+            birth_year: 2030,
+            groups: vec!["高校毕业生".into(), "学生".into()],
+            hukou: "上海".into(),
+            language: "Chinese".into(),
+        }));
+        assert_eq!(
+            fields(&p),
+            [
+                "profile.citizen.birth_year",
+                "profile.citizen.groups[1]",
+                "profile.citizen.hukou",
+                "profile.citizen.language",
+            ]
+        );
+        p.kind = SubjectKind::Enterprise as i32;
+        assert_eq!(fields(&p), ["profile.enterprise"]);
+    }
+
+    #[test]
+    fn derived_subscription_ids_are_stable_and_distinct() {
+        let a = Subscription {
+            tags: vec!["employment".into()],
+            channels: vec![Channel::Email as i32],
+            ..Subscription::default()
+        };
+        let mut b = a.clone();
+        b.filter = r#"{"department": ["区科委"]}"#.into();
+        assert_eq!(subscription_id(&a), subscription_id(&a.clone()));
+        assert_ne!(subscription_id(&a), subscription_id(&b));
+        assert!(is_subject_id(&subscription_id(&a)));
+    }
 }

@@ -54,6 +54,7 @@ impl PolicyService for Publisher {
             department: policy.department,
             published_at: Some(now()),
             service_url: policy.service_url,
+            audience: policy.audience,
         };
         let delivered = self
             .producer

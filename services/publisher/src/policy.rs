@@ -14,6 +14,8 @@ pub struct NewPolicy {
     pub tags: Vec<String>,
     pub department: String,
     pub service_url: String,
+    /// The audience rule as sent (validated), or empty.
+    pub audience: String,
 }
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -107,6 +109,11 @@ impl NewPolicy {
                 format!("must be an https:// URL of at most {MAX_URL_BYTES} bytes without spaces"),
             );
         }
+        if !request.audience.trim().is_empty()
+            && let Err(e) = zhida_audience::Rule::parse(&request.audience)
+        {
+            bad.add("audience", e.to_string());
+        }
         if !bad.is_empty() {
             return Err(bad);
         }
@@ -123,6 +130,11 @@ impl NewPolicy {
             tags,
             department: department.to_string(),
             service_url: url.to_string(),
+            audience: if request.audience.trim().is_empty() {
+                String::new()
+            } else {
+                request.audience
+            },
         })
     }
 }
@@ -139,6 +151,7 @@ mod tests {
             tags: vec!["employment".into(), "graduates".into(), "employment".into()],
             department: "区人力资源社会保障局".into(),
             service_url: "https://zwdt.sh.gov.cn/".into(),
+            audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
         }
     }
 
@@ -169,6 +182,7 @@ mod tests {
             tags: vec!["Employment!".into()],
             department: String::new(),
             service_url: "javascript:alert(1)".into(),
+            audience: r#"{"enterprise": {"industry": [{"industry": "C99"}]}}"#.into(),
         })
         .expect_err("invalid");
         let fields: Vec<&str> = bad.violations().iter().map(|(f, _)| f.as_str()).collect();
@@ -180,8 +194,14 @@ mod tests {
                 "body",
                 "tags[0]",
                 "department",
-                "service_url"
+                "service_url",
+                "audience"
             ]
+        );
+        let (_, message) = &bad.violations()[6];
+        assert!(
+            message.starts_with("$.enterprise.industry[0].industry: "),
+            "says where: {message}"
         );
     }
 }

@@ -406,6 +406,11 @@ fn range<T: PartialOrd + Copy>(
     Ok(range)
 }
 
+/// Whether `text` is a calendar date written `YYYY-MM-DD` (the form the `date` operator reads).
+pub fn is_date(text: &str) -> bool {
+    parse_date(text).is_some()
+}
+
 fn parse_date(text: &str) -> Option<Date> {
     let bytes = text.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {

@@ -46,3 +46,57 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/zhida_descriptor.bin"));
 
 pub use prost_types::Timestamp;
+
+/// The proto3 JSON mapping of Zhida messages, with field names as written in the `.proto`
+/// files (`subject_id`, not `subjectId`; both are accepted when reading), driven by
+/// [`FILE_DESCRIPTOR_SET`] so it can never drift from the wire types.
+pub mod json {
+    use std::sync::LazyLock;
+
+    use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+
+    static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
+        DescriptorPool::decode(super::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set compiled by build.rs decodes")
+    });
+
+    /// Why a JSON text is not the message it should be.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct JsonError(String);
+
+    fn descriptor(name: &str) -> Result<prost_reflect::MessageDescriptor, JsonError> {
+        POOL.get_message_by_name(name)
+            .ok_or_else(|| JsonError(format!("unknown message type {name}")))
+    }
+
+    /// Parses `text` as the message `name` (e.g. `zhida.events.v1.Profile`). Unknown
+    /// fields and enum values are errors.
+    pub fn parse<M: prost::Message + Default>(name: &str, text: &str) -> Result<M, JsonError> {
+        let descriptor = descriptor(name)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let dynamic = DynamicMessage::deserialize(descriptor, &mut deserializer)
+            .map_err(|e| JsonError(e.to_string()))?;
+        deserializer.end().map_err(|e| JsonError(e.to_string()))?;
+        dynamic
+            .transcode_to::<M>()
+            .map_err(|e| JsonError(e.to_string()))
+    }
+
+    /// `message` (of type `name`) as JSON, default-valued fields omitted.
+    pub fn to_value<M: prost::Message>(
+        name: &str,
+        message: &M,
+    ) -> Result<serde_json::Value, JsonError> {
+        let mut dynamic = DynamicMessage::new(descriptor(name)?);
+        dynamic
+            .transcode_from(message)
+            .map_err(|e| JsonError(e.to_string()))?;
+        let options = SerializeOptions::new()
+            .use_proto_field_name(true)
+            .skip_default_fields(true);
+        dynamic
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(|e| JsonError(e.to_string()))
+    }
+}

@@ -1,0 +1,394 @@
+//! Every profile this replica knows, with the two indexes that answer "who receives this
+//! policy": the audience [`Index`] over profile documents and the [`Subscriptions`] index.
+//! Pure data structure, no I/O; the service feeds it from the `profiles` topic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
+use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
+use zhida_proto::events::v1::{Channel, Profile};
+
+use crate::document;
+
+/// Channels the notifier delivers today; others are never requested.
+const DELIVERED: [Channel; 1] = [Channel::Email];
+
+/// A policy as matching sees it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub tags: Vec<String>,
+    /// The policy's audience rule, if it has one.
+    pub audience: Option<Rule>,
+    /// The policy document subscription filters are matched against.
+    pub document: Value,
+}
+
+/// One delivery the profiler will request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub subject_id: String,
+    pub display_name: String,
+    pub channel: Channel,
+    /// Personal data: never log it.
+    pub address: String,
+    /// Why, for the notice.
+    pub reason: String,
+}
+
+/// Who a policy reaches.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    /// Ordered by subject id, then channel; one per (subject, channel).
+    pub recipients: Vec<Recipient>,
+    /// Profiles the audience rule matched (before channels and consent).
+    pub audience_matches: u64,
+    /// Subscriptions whose tags and filter matched.
+    pub subscription_matches: u64,
+}
+
+/// Why one subject matches a policy.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The audience rule's conditions the profile satisfies (empty: not in the audience).
+    pub conditions: Vec<String>,
+    /// Matching subscriptions, by id.
+    pub subscriptions: Vec<String>,
+    /// Channels it would be delivered on.
+    pub channels: Vec<Channel>,
+    pub reason: String,
+}
+
+impl Explanation {
+    pub fn matched(&self) -> bool {
+        !self.conditions.is_empty() || !self.subscriptions.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Directory {
+    profiles: HashMap<String, Profile>,
+    audience: Index,
+    subscriptions: Subscriptions,
+}
+
+fn indexed(profile: &Profile) -> Vec<IndexedSubscription> {
+    profile
+        .subscriptions
+        .iter()
+        .filter_map(|s| {
+            let filter = if s.filter.is_empty() {
+                None
+            } else {
+                // Filters are validated before a profile is written; one that no longer
+                // parses (the rule language changed) matches nothing rather than everything.
+                match Rule::parse(&s.filter) {
+                    Ok(rule) => Some(rule),
+                    Err(e) => {
+                        tracing::error!(
+                            subject_id = profile.subject_id,
+                            subscription = s.id,
+                            error = %e,
+                            "stored subscription filter no longer parses; the subscription is ignored"
+                        );
+                        return None;
+                    }
+                }
+            };
+            Some(IndexedSubscription {
+                id: s.id.clone(),
+                tags: s.tags.clone(),
+                filter,
+            })
+        })
+        .collect()
+}
+
+impl Directory {
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+
+    pub fn get(&self, subject_id: &str) -> Option<&Profile> {
+        self.profiles.get(subject_id)
+    }
+
+    /// Inserts or replaces a profile: its old attributes and subscriptions stop matching.
+    pub fn upsert(&mut self, profile: Profile) {
+        let id = profile.subject_id.clone();
+        let previous = self.profiles.get(&id).map(document::profile);
+        self.audience
+            .upsert(&id, &document::profile(&profile), previous.as_ref());
+        self.subscriptions.replace(&id, indexed(&profile));
+        self.profiles.insert(id, profile);
+    }
+
+    /// Removes a profile from every index.
+    pub fn remove(&mut self, subject_id: &str) -> Option<Profile> {
+        let old = self.profiles.remove(subject_id)?;
+        self.audience
+            .remove(subject_id, Some(&document::profile(&old)));
+        self.subscriptions.remove_owner(subject_id);
+        Some(old)
+    }
+
+    /// Everyone `target` reaches, once per (subject, channel), on channels where the
+    /// subject has a consented contact.
+    pub fn resolve(&self, target: &Target) -> Resolution {
+        // subject -> (in the audience, matching subscriptions)
+        let mut matched: BTreeMap<&str, (bool, Vec<&str>)> = BTreeMap::new();
+        let mut audience_matches = 0;
+        if let Some(rule) = &target.audience {
+            for id in self.audience.matching(rule) {
+                matched.entry(id).or_default().0 = true;
+                audience_matches += 1;
+            }
+        }
+        let subscriptions = self.subscriptions.matching(&target.tags, &target.document);
+        for m in &subscriptions {
+            matched.entry(m.owner).or_default().1.push(m.subscription);
+        }
+        let mut recipients = Vec::new();
+        for (id, (in_audience, subscription_ids)) in matched {
+            let Some(profile) = self.profiles.get(id) else {
+                continue;
+            };
+            let explanation = self.explanation(profile, target, in_audience, &subscription_ids);
+            for channel in explanation.channels {
+                let Some(contact) = consented(profile, channel) else {
+                    continue;
+                };
+                recipients.push(Recipient {
+                    subject_id: profile.subject_id.clone(),
+                    display_name: profile.display_name.clone(),
+                    channel,
+                    address: contact.address.clone(),
+                    reason: explanation.reason.clone(),
+                });
+            }
+        }
+        Resolution {
+            recipients,
+            audience_matches,
+            subscription_matches: subscriptions.len() as u64,
+        }
+    }
+
+    /// Whether and why `subject_id` matches `target`; `None` if there is no such profile.
+    pub fn explain(&self, subject_id: &str, target: &Target) -> Option<Explanation> {
+        let profile = self.profiles.get(subject_id)?;
+        let in_audience = target
+            .audience
+            .as_ref()
+            .is_some_and(|rule| rule.matches(&document::profile(profile)));
+        let subscription_ids: Vec<&str> = self
+            .subscriptions
+            .of(subject_id)
+            .filter(|s| s.tags.iter().any(|t| target.tags.contains(t)))
+            .filter(|s| {
+                s.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&target.document))
+            })
+            .map(|s| s.id.as_str())
+            .collect();
+        Some(self.explanation(profile, target, in_audience, &subscription_ids))
+    }
+
+    fn explanation(
+        &self,
+        profile: &Profile,
+        target: &Target,
+        in_audience: bool,
+        subscription_ids: &[&str],
+    ) -> Explanation {
+        let conditions = match (&target.audience, in_audience) {
+            (Some(rule), true) => rule
+                .explain(&document::profile(profile))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let mut channels = BTreeSet::new();
+        if !conditions.is_empty() {
+            channels.extend(DELIVERED.iter().copied());
+        }
+        let mut tags = Vec::new();
+        for s in profile
+            .subscriptions
+            .iter()
+            .filter(|s| subscription_ids.contains(&s.id.as_str()))
+        {
+            channels.extend(s.channels.iter().filter_map(|c| Channel::try_from(*c).ok()));
+            tags.extend(s.tags.iter().filter(|t| target.tags.contains(t)).cloned());
+        }
+        tags.sort();
+        tags.dedup();
+        let channels: Vec<Channel> = channels
+            .into_iter()
+            .filter(|c| DELIVERED.contains(c) && consented(profile, *c).is_some())
+            .collect();
+        let mut reasons = Vec::new();
+        if !tags.is_empty() {
+            reasons.push(format!("您订阅了政策标签“{}”", tags.join("”“")));
+        }
+        if !conditions.is_empty() {
+            reasons.push(format!("该政策面向：{}", conditions.join("；")));
+        }
+        Explanation {
+            conditions,
+            subscriptions: subscription_ids.iter().map(|s| s.to_string()).collect(),
+            channels,
+            reason: reasons.join("；"),
+        }
+    }
+}
+
+fn consented(profile: &Profile, channel: Channel) -> Option<&zhida_proto::events::v1::Contact> {
+    profile
+        .contacts
+        .iter()
+        .find(|c| c.channel == channel as i32 && c.consent)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use zhida_proto::events::v1::{Citizen, Contact, SubjectKind, Subscription, profile::Details};
+
+    use super::*;
+
+    fn citizen(id: &str, street: &str, groups: &[&str], consent: bool) -> Profile {
+        Profile {
+            subject_id: id.into(),
+            kind: SubjectKind::Citizen as i32,
+            display_name: id.into(),
+            street: street.into(),
+            contacts: vec![Contact {
+                channel: Channel::Email as i32,
+                address: format!("{id}@example.cn"),
+                consent,
+            }],
+            details: Some(Details::Citizen(Citizen {
+                birth_year: 2000,
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                ..Citizen::default()
+            })),
+            ..Profile::default()
+        }
+    }
+
+    fn subscribed(mut p: Profile, id: &str, tags: &[&str], filter: &str) -> Profile {
+        p.subscriptions.push(Subscription {
+            id: id.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            channels: vec![Channel::Email as i32],
+            filter: filter.into(),
+            ..Subscription::default()
+        });
+        p
+    }
+
+    fn target(tags: &[&str], audience: Option<&str>, department: &str) -> Target {
+        Target {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            audience: audience.map(|a| Rule::parse(a).expect("valid rule")),
+            document: json!({"department": department, "tags": tags}),
+        }
+    }
+
+    fn ids(resolution: &Resolution) -> Vec<&str> {
+        resolution
+            .recipients
+            .iter()
+            .map(|r| r.subject_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn audience_and_subscriptions_merge_into_one_list_with_reasons() {
+        let mut d = Directory::default();
+        // In the audience and subscribed: one delivery, both reasons.
+        d.upsert(subscribed(
+            citizen("a", "五角场街道", &["高校毕业生"], true),
+            "jobs",
+            &["employment"],
+            "",
+        ));
+        // In the audience only.
+        d.upsert(citizen("b", "五角场街道", &["高校毕业生"], true));
+        // Subscribed only, with a filter that accepts the department.
+        d.upsert(subscribed(
+            citizen("c", "殷行街道", &[], true),
+            "hrss",
+            &["employment"],
+            r#"{"department": ["区人社局"]}"#,
+        ));
+        // Subscribed with a filter that rejects it.
+        d.upsert(subscribed(
+            citizen("d", "殷行街道", &[], true),
+            "kewei",
+            &["employment"],
+            r#"{"department": ["区科委"]}"#,
+        ));
+        // In the audience, but no consent.
+        d.upsert(citizen("e", "五角场街道", &["高校毕业生"], false));
+        let t = target(
+            &["employment"],
+            Some(r#"{"street": ["五角场街道"], "citizen": {"groups": ["高校毕业生"]}}"#),
+            "区人社局",
+        );
+        let r = d.resolve(&t);
+        assert_eq!(ids(&r), ["a", "b", "c"]);
+        assert_eq!(r.audience_matches, 3);
+        assert_eq!(
+            r.subscription_matches, 2,
+            "d's filter rejects the department"
+        );
+        assert_eq!(
+            r.recipients[0].reason,
+            "您订阅了政策标签“employment”；该政策面向：citizen.groups = \"高校毕业生\"；street = \"五角场街道\""
+        );
+        assert_eq!(r.recipients[2].reason, "您订阅了政策标签“employment”");
+
+        let why = d.explain("a", &t).expect("a exists");
+        assert!(why.matched());
+        assert_eq!(why.subscriptions, ["jobs"]);
+        assert_eq!(why.channels, [Channel::Email]);
+        let why_not = d.explain("d", &t).expect("d exists");
+        assert!(!why_not.matched());
+        assert!(why_not.reason.is_empty());
+        let no_consent = d.explain("e", &t).expect("e exists");
+        assert!(no_consent.matched() && no_consent.channels.is_empty());
+        assert!(d.explain("nobody", &t).is_none());
+    }
+
+    #[test]
+    fn replacing_or_removing_a_profile_updates_every_index() {
+        let mut d = Directory::default();
+        d.upsert(subscribed(
+            citizen("a", "五角场街道", &["高校毕业生"], true),
+            "s",
+            &["employment"],
+            "",
+        ));
+        let by_rule = target(&[], Some(r#"{"street": ["五角场街道"]}"#), "x");
+        let by_tag = target(&["employment"], None, "x");
+        assert_eq!(ids(&d.resolve(&by_rule)), ["a"]);
+        d.upsert(citizen("a", "殷行街道", &[], true));
+        assert!(d.resolve(&by_rule).recipients.is_empty(), "moved away");
+        assert!(d.resolve(&by_tag).recipients.is_empty(), "unsubscribed");
+        d.upsert(subscribed(
+            citizen("a", "五角场街道", &[], true),
+            "s",
+            &["employment"],
+            "",
+        ));
+        assert!(d.remove("a").is_some());
+        assert!(d.resolve(&by_rule).recipients.is_empty());
+        assert!(d.resolve(&by_tag).recipients.is_empty());
+        assert!(d.is_empty());
+    }
+}

@@ -1,0 +1,66 @@
+//! `zhida audience --profiles FILE --rule FILE`: the audience preview, offline. Reads
+//! profiles as JSON lines (the proto3 JSON mapping of `zhida.events.v1.Profile`, one per
+//! line; a later line for the same subject replaces the earlier, as on the `profiles`
+//! topic), checks them as the profiler would, and prints the ids the rule matches, one per
+//! line, sorted. An invalid rule or line stops it with a message saying where.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    path::Path,
+};
+
+use serde_json::Value;
+use zhida_audience::{Index, Rule};
+use zhida_proto::events::v1::Profile;
+
+/// Why the command failed: bad input (exit code 2) or an I/O problem (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum AudienceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), AudienceError> {
+    let text = std::fs::read_to_string(rule)
+        .map_err(|e| AudienceError::Io(format!("{}: {e}", rule.display())))?;
+    let rule = Rule::parse(&text)
+        .map_err(|e| AudienceError::Invalid(format!("{}: {e}", rule.display())))?;
+
+    let file = std::fs::File::open(profiles)
+        .map_err(|e| AudienceError::Io(format!("{}: {e}", profiles.display())))?;
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let mut index = Index::default();
+    let mut documents: HashMap<String, Value> = HashMap::new();
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let at = format!("{}:{}", profiles.display(), number + 1);
+        let line = line.map_err(|e| AudienceError::Io(format!("{at}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let profile: Profile = zhida_proto::json::parse("zhida.events.v1.Profile", &line)
+            .map_err(|e| AudienceError::Invalid(format!("{at}: not a Profile: {e}")))?;
+        if let Err(bad) = zhida_profiler::validate(Some(&profile), &today) {
+            let problems: Vec<String> = bad
+                .violations()
+                .iter()
+                .map(|(field, description)| format!("{field}: {description}"))
+                .collect();
+            return Err(AudienceError::Invalid(format!(
+                "{at}: {}",
+                problems.join("; ")
+            )));
+        }
+        let document = zhida_profiler::document::profile(&profile);
+        let previous = documents.insert(profile.subject_id.clone(), document.clone());
+        index.upsert(&profile.subject_id, &document, previous.as_ref());
+    }
+    let mut ids = index.matching(&rule);
+    ids.sort_unstable();
+    for id in ids {
+        writeln!(out, "{id}").map_err(|e| AudienceError::Io(format!("stdout: {e}")))?;
+    }
+    Ok(())
+}
