@@ -188,12 +188,8 @@ impl Directory {
             .subscriptions
             .of(subject_id)
             .filter(|s| s.tags.iter().any(|t| target.tags.contains(t)))
-            .filter(|s| {
-                s.filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&target.document))
-            })
-            .map(|s| s.id.as_str())
+            .filter(|s| s.filter.is_none_or(|f| f.matches(&target.document)))
+            .map(|s| s.id)
             .collect();
         Some(self.explanation(profile, target, in_audience, &subscription_ids))
     }

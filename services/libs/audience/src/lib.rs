@@ -24,7 +24,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 pub use index::Index;
-pub use subscriptions::{Matched, Subscription, Subscriptions};
+pub use subscriptions::{Matched, Stored, Subscription, Subscriptions};
 
 /// Most value combinations a rule may expand to (AWS: 150).
 pub const MAX_COMBINATIONS: usize = 150;
@@ -53,12 +53,12 @@ fn error<T>(at: &str, message: impl Into<String>) -> Result<T, RuleError> {
 }
 
 /// A parsed, validated audience rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
     root: Node,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Node {
     /// Every child matches (the keys of one object).
     All(Vec<Node>),
@@ -71,7 +71,7 @@ enum Node {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Literal {
     Str(String),
     /// Fixed point, five decimals.
@@ -80,7 +80,7 @@ enum Literal {
     Null,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Range<T> {
     /// (bound, inclusive)
     lower: Option<(T, bool)>,
@@ -102,7 +102,7 @@ impl<T: PartialOrd + Copy> Range<T> {
 /// A calendar date as (year, month, day), ordered.
 type Date = (i32, u32, u32);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Condition {
     Equals(Literal),
     Prefix(String),

@@ -1,6 +1,8 @@
 //! policy → subscriptions: every subscription sharing a tag with the policy whose own filter
-//! (a [`Rule`] over the policy document) matches it. Candidates come from per-tag bitmaps;
-//! only they have their filters evaluated.
+//! (a [`Rule`] over the policy document) matches it. The policy's tags select candidates
+//! from per-tag bitmaps; filters are interned, so each distinct filter among the
+//! candidates is evaluated once per policy, and the subscriptions of a filter that fails
+//! are subtracted from the candidates.
 
 use std::collections::HashMap;
 
@@ -9,7 +11,7 @@ use serde_json::Value;
 
 use crate::Rule;
 
-/// One subscription as the index sees it.
+/// One subscription, as given to [`Subscriptions::replace`].
 #[derive(Debug, Clone)]
 pub struct Subscription {
     /// Unique within its owner.
@@ -20,10 +22,27 @@ pub struct Subscription {
     pub filter: Option<Rule>,
 }
 
+/// A stored subscription, borrowed from the index.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub id: &'a str,
+    pub tags: &'a [String],
+    pub filter: Option<&'a Rule>,
+}
+
 #[derive(Debug)]
 struct Entry {
     owner: Box<str>,
-    subscription: Subscription,
+    id: Box<str>,
+    tags: Vec<String>,
+    filter: Option<u32>,
+}
+
+#[derive(Debug)]
+struct Filter {
+    rule: Rule,
+    /// Subscriptions using it; the filter is dropped at zero.
+    users: u32,
 }
 
 /// Subscriptions by tag, grouped by owner (a profile's subject id).
@@ -33,6 +52,11 @@ pub struct Subscriptions {
     free: Vec<u32>,
     by_owner: HashMap<Box<str>, Vec<u32>>,
     by_tag: HashMap<Box<str>, RoaringBitmap>,
+    /// Slots whose subscription has a filter.
+    filtered: RoaringBitmap,
+    filters: Vec<Option<Filter>>,
+    filter_ids: HashMap<Rule, u32>,
+    free_filters: Vec<u32>,
 }
 
 /// A subscription that matched a policy.
@@ -50,6 +74,11 @@ impl Subscriptions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of distinct filters.
+    pub fn filters(&self) -> usize {
+        self.filter_ids.len()
     }
 
     /// Replaces all subscriptions of `owner` (an empty list removes them).
@@ -72,14 +101,49 @@ impl Subscriptions {
                     }
                 }
             }
+            let filter = subscription.filter.map(|rule| self.intern(rule));
+            if filter.is_some() {
+                self.filtered.insert(slot);
+            }
             self.entries[slot as usize] = Some(Entry {
                 owner: owner.into(),
-                subscription,
+                id: subscription.id.into(),
+                tags: subscription.tags,
+                filter,
             });
             slots.push(slot);
         }
         if !slots.is_empty() {
             self.by_owner.insert(owner.into(), slots);
+        }
+    }
+
+    fn intern(&mut self, rule: Rule) -> u32 {
+        if let Some(id) = self.filter_ids.get(&rule) {
+            if let Some(filter) = &mut self.filters[*id as usize] {
+                filter.users += 1;
+            }
+            return *id;
+        }
+        let id = self.free_filters.pop().unwrap_or_else(|| {
+            self.filters.push(None);
+            u32::try_from(self.filters.len() - 1).expect("fewer than 2^32 filters")
+        });
+        self.filter_ids.insert(rule.clone(), id);
+        self.filters[id as usize] = Some(Filter { rule, users: 1 });
+        id
+    }
+
+    fn release(&mut self, id: u32) {
+        let Some(filter) = &mut self.filters[id as usize] else {
+            return;
+        };
+        filter.users -= 1;
+        if filter.users == 0 {
+            if let Some(filter) = self.filters[id as usize].take() {
+                self.filter_ids.remove(&filter.rule);
+            }
+            self.free_filters.push(id);
         }
     }
 
@@ -92,7 +156,7 @@ impl Subscriptions {
             let Some(entry) = self.entries[slot as usize].take() else {
                 continue;
             };
-            for tag in &entry.subscription.tags {
+            for tag in &entry.tags {
                 if let Some(set) = self.by_tag.get_mut(tag.as_str()) {
                     set.remove(slot);
                     if set.is_empty() {
@@ -100,22 +164,35 @@ impl Subscriptions {
                     }
                 }
             }
+            if let Some(filter) = entry.filter {
+                self.filtered.remove(slot);
+                self.release(filter);
+            }
             self.free.push(slot);
         }
     }
 
+    fn rule(&self, filter: Option<u32>) -> Option<&Rule> {
+        let id = filter?;
+        self.filters[id as usize].as_ref().map(|f| &f.rule)
+    }
+
     /// The subscriptions of `owner`.
-    pub fn of(&self, owner: &str) -> impl Iterator<Item = &Subscription> {
+    pub fn of(&self, owner: &str) -> impl Iterator<Item = Stored<'_>> {
         self.by_owner
             .get(owner)
             .into_iter()
             .flatten()
             .filter_map(|slot| self.entries[*slot as usize].as_ref())
-            .map(|entry| &entry.subscription)
+            .map(|entry| Stored {
+                id: &entry.id,
+                tags: &entry.tags,
+                filter: self.rule(entry.filter),
+            })
     }
 
     /// Subscriptions sharing a tag with the policy whose filter matches `policy` (the
-    /// policy document), ordered by owner, then subscription id.
+    /// policy document), in no particular order.
     pub fn matching<'a>(&'a self, tags: &[String], policy: &Value) -> Vec<Matched<'a>> {
         let mut candidates = RoaringBitmap::new();
         for tag in tags {
@@ -123,23 +200,33 @@ impl Subscriptions {
                 candidates |= set;
             }
         }
-        let mut out: Vec<Matched<'a>> = candidates
+        // Each distinct filter among the candidates is decided once.
+        let mut verdicts: HashMap<u32, bool> = HashMap::new();
+        let mut rejected = RoaringBitmap::new();
+        for slot in &candidates & &self.filtered {
+            let Some(Entry {
+                filter: Some(id), ..
+            }) = &self.entries[slot as usize]
+            else {
+                continue;
+            };
+            let accepted = *verdicts.entry(*id).or_insert_with(|| {
+                self.rule(Some(*id))
+                    .is_some_and(|rule| rule.matches(policy))
+            });
+            if !accepted {
+                rejected.insert(slot);
+            }
+        }
+        candidates -= rejected;
+        candidates
             .iter()
             .filter_map(|slot| self.entries[slot as usize].as_ref())
-            .filter(|entry| {
-                entry
-                    .subscription
-                    .filter
-                    .as_ref()
-                    .is_none_or(|filter| filter.matches(policy))
-            })
             .map(|entry| Matched {
                 owner: &entry.owner,
-                subscription: &entry.subscription.id,
+                subscription: &entry.id,
             })
-            .collect();
-        out.sort_unstable();
-        out
+            .collect()
     }
 }
 
@@ -216,12 +303,10 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(index.matching(&tags(&["housing"]), &json!({})).len(), 1);
-        assert_eq!(
-            index.of("alice").map(|s| s.id.as_str()).collect::<Vec<_>>(),
-            ["b"]
-        );
+        assert_eq!(index.of("alice").map(|s| s.id).collect::<Vec<_>>(), ["b"]);
         index.remove_owner("alice");
         assert!(index.is_empty());
+        assert_eq!(index.filters(), 0, "no subscription uses a filter any more");
         assert!(index.matching(&tags(&["housing"]), &json!({})).is_empty());
         assert_eq!(index.of("alice").count(), 0);
     }
@@ -254,6 +339,11 @@ mod tests {
                 all.insert(owner, subscriptions);
             }
         }
+        assert!(
+            index.filters() <= DEPARTMENTS.len(),
+            "identical filters are interned, replaced ones released: {}",
+            index.filters()
+        );
         for _ in 0..50 {
             let n = rng.random_range(1..3);
             let policy_tags = tags(
@@ -271,11 +361,12 @@ mod tests {
                 .map(|(owner, s)| (owner.clone(), s.id.clone()))
                 .collect();
             expected.sort();
-            let actual: Vec<(String, String)> = index
+            let mut actual: Vec<(String, String)> = index
                 .matching(&policy_tags, &policy)
                 .iter()
                 .map(|m| (m.owner.to_string(), m.subscription.to_string()))
                 .collect();
+            actual.sort();
             assert_eq!(actual, expected, "{policy}");
         }
     }
