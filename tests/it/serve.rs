@@ -6,7 +6,9 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 use tonic_types::StatusExt;
-use zhida_proto::policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient};
+use zhida_proto::policy::v1::{
+    ListTagsRequest, PublishPolicyRequest, policy_service_client::PolicyServiceClient,
+};
 
 use crate::helpers::{Server, TestEnv, channel};
 
@@ -104,4 +106,16 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
         .map(|v| v.field)
         .collect();
     assert_eq!(fields, ["title", "tags[0]", "audience"]);
+    let catalogue = publisher
+        .list_tags(ListTagsRequest {})
+        .await
+        .expect("list tags")
+        .into_inner()
+        .tags;
+    assert!(
+        catalogue
+            .iter()
+            .any(|t| t.tag == "employment" && t.name == "就业创业"),
+        "{catalogue:?}"
+    );
 }

@@ -22,6 +22,10 @@ fn main() -> anyhow::Result<()> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    // Each file: a directory only counts as changed when entries are added or removed.
     println!("cargo:rerun-if-changed={}", root.display());
+    for file in files {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
     Ok(())
 }

@@ -212,7 +212,10 @@ fn draft_target(draft: Option<PolicyDraft>) -> Result<Target, Status> {
     }
     for (i, tag) in draft.tags.iter().enumerate() {
         if !zhida_publisher::is_tag(tag) {
-            bad.add(format!("policy.tags[{i}]"), format!("{tag:?} is not a tag"));
+            bad.add(
+                format!("policy.tags[{i}]"),
+                format!("{tag:?} is not in the tag catalogue"),
+            );
         }
     }
     let audience = if draft.audience.trim().is_empty() {

@@ -278,7 +278,10 @@ pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscri
         if !zhida_publisher::is_tag(tag) {
             bad.add(
                 format!("{field}.tags[{j}]"),
-                format!("{tag:?} is not a tag: 1–64 of a-z, 0-9, -"),
+                format!(
+                    "{tag:?} is not in the tag catalogue: {}",
+                    zhida_publisher::tag_list()
+                ),
             );
         }
     }

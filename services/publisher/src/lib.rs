@@ -5,6 +5,7 @@
 //! that retries after a timeout gets the same id, and any duplicate event it causes carries
 //! the same CloudEvents id and is absorbed by the downstream dedup.
 
+mod catalogue;
 mod policy;
 
 use tokio::net::TcpListener;
@@ -13,13 +14,14 @@ use zhida_bus::Producer;
 use zhida_proto::{
     events::v1::PolicyPublished,
     policy::v1::{
-        PublishPolicyRequest, PublishPolicyResponse,
+        ListTagsRequest, ListTagsResponse, PublishPolicyRequest, PublishPolicyResponse, Tag,
         policy_service_server::{PolicyService, PolicyServiceServer},
     },
 };
 use zhida_runtime::{Component, Config, Shutdown};
 
-pub use policy::{NewPolicy, is_tag};
+pub use catalogue::{TAGS, is_tag, tag_list};
+pub use policy::NewPolicy;
 
 /// The publisher's gRPC routes (it has no background tasks).
 pub async fn component(config: &Config, _shutdown: &Shutdown) -> anyhow::Result<Component> {
@@ -39,6 +41,21 @@ struct Publisher {
 
 #[tonic::async_trait]
 impl PolicyService for Publisher {
+    async fn list_tags(
+        &self,
+        _request: Request<ListTagsRequest>,
+    ) -> Result<Response<ListTagsResponse>, Status> {
+        Ok(Response::new(ListTagsResponse {
+            tags: TAGS
+                .iter()
+                .map(|(tag, name)| Tag {
+                    tag: tag.to_string(),
+                    name: name.to_string(),
+                })
+                .collect(),
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "PublishPolicy", policy_id))]
     async fn publish_policy(
         &self,

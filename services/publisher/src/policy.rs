@@ -21,7 +21,6 @@ pub struct NewPolicy {
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_TAGS: usize = 20;
-const MAX_TAG_CHARS: usize = 64;
 const MAX_DEPARTMENT_CHARS: usize = 100;
 const MAX_URL_BYTES: usize = 2048;
 const MAX_REQUEST_ID_BYTES: usize = 128;
@@ -29,15 +28,6 @@ const MAX_REQUEST_ID_BYTES: usize = 128;
 /// Namespace of policy ids derived from request ids.
 const POLICY_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x7a68_6964_615f_706f_6c69_6379_5f69_6473);
-
-/// A tag of the catalogue (work plan item 18, 政策标签): lowercase ASCII letters, digits
-/// and dashes. The publisher owns the catalogue; the profiler checks subscriptions with this.
-pub fn is_tag(tag: &str) -> bool {
-    (1..=MAX_TAG_CHARS).contains(&tag.len())
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
 
 impl NewPolicy {
     pub fn parse(request: PublishPolicyRequest) -> Result<Self, FieldViolations> {
@@ -77,10 +67,13 @@ impl NewPolicy {
             bad.add("tags", format!("1–{MAX_TAGS} tags required"));
         }
         for (i, tag) in request.tags.iter().enumerate() {
-            if !is_tag(tag) {
+            if !crate::catalogue::is_tag(tag) {
                 bad.add(
                     format!("tags[{i}]"),
-                    format!("{tag:?} is not a tag: 1–{MAX_TAG_CHARS} of a-z, 0-9, -"),
+                    format!(
+                        "{tag:?} is not in the tag catalogue (ListTags): {}",
+                        crate::catalogue::tag_list()
+                    ),
                 );
             }
         }
@@ -179,7 +172,7 @@ mod tests {
             request_id: String::new(),
             title: "Subject\r\nBcc: everyone@example.com".into(),
             body: "x".repeat(MAX_BODY_BYTES + 1),
-            tags: vec!["Employment!".into()],
+            tags: vec!["Employment!".into(), "blockchain".into()],
             department: String::new(),
             service_url: "javascript:alert(1)".into(),
             audience: r#"{"enterprise": {"industry": [{"industry": "C99"}]}}"#.into(),
@@ -193,12 +186,15 @@ mod tests {
                 "title",
                 "body",
                 "tags[0]",
+                "tags[1]",
                 "department",
                 "service_url",
                 "audience"
             ]
         );
-        let (_, message) = &bad.violations()[6];
+        let (_, message) = &bad.violations()[4];
+        assert!(message.contains("tag catalogue"), "{message}");
+        let (_, message) = &bad.violations()[7];
         assert!(
             message.starts_with("$.enterprise.industry[0].industry: "),
             "says where: {message}"
