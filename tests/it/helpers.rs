@@ -85,6 +85,11 @@ pub struct Server {
 impl Server {
     /// Starts `zhida serve <service>` and waits until gRPC health says SERVING.
     pub async fn start(service: &str, env: &TestEnv) -> Self {
+        Self::start_with(service, env, &[]).await
+    }
+
+    /// Like [`Server::start`], with more `ZHIDA_*` settings.
+    pub async fn start_with(service: &str, env: &TestEnv, settings: &[(&str, &str)]) -> Self {
         let port = StdListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -92,6 +97,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_zhida"))
             .args(["serve", service])
             .envs(env.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(settings.iter().copied())
             .env("ZHIDA_GRPC__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .spawn()

@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod demo;
+mod digest;
 mod e2e;
 mod helpers;
 mod profiles;

@@ -1,5 +1,7 @@
 //! The notifier: sends each `DeliveryRequested` at most once per (policy, recipient,
-//! channel) and reports the outcome on `delivery.status`.
+//! channel) and reports the outcome on `delivery.status`. Requests marked DAILY_DIGEST wait
+//! in the [`DigestStore`] and go out together at the next digest run (`digest.send_at`,
+//! every `digest.period`), as one message per recipient, under the same ledger.
 //!
 //! Exactly-once in effect, over an at-least-once log: the [`DeliveryLedger`] lease makes one
 //! replica the sender; the outcome is recorded before the status event goes out, and a
@@ -8,6 +10,7 @@
 //! outcome was recorded; the request is then sent again once the lease expires. The
 //! deterministic Message-ID lets the receiving side recognise that duplicate.
 
+mod digest;
 mod mailer;
 mod render;
 
@@ -17,28 +20,37 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 use zhida_bus::{ConsumerSpec, HandleError, Handler, Producer, Record, Topic};
 use zhida_proto::{
-    events::v1::{Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged},
+    events::v1::{Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency},
     notification::v1::{
         GetDeliveryStatusRequest, GetDeliveryStatusResponse,
         notification_service_server::{NotificationService, NotificationServiceServer},
     },
 };
 use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
-use zhida_store::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Stores};
+use zhida_store::{
+    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState, Stores,
+};
 
 pub use mailer::{MailError, Mailer, redact};
 
 /// The notifier's gRPC routes and its `delivery.requests` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/notifier")?;
-    let ledger = Stores::open(&config.store).await?.ledger();
+    let stores = Stores::open(&config.store).await?;
+    let ledger = stores.ledger();
     let sender = Sender {
         ledger: ledger.clone(),
-        mailer: mailer::from_config(&config.smtp)?,
+        digests: stores.digests(),
+        mailer: mailer::from_config(&config.smtp)?.into(),
         producer: producer.clone(),
         from: config.smtp.from.clone(),
         lease: config.store.delivery_lease,
     };
+    let digests = digest::run(
+        sender.clone(),
+        config.digest.clone(),
+        shutdown.token.clone(),
+    );
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
@@ -51,7 +63,8 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     );
     Ok(Component::new("notifier")
         .grpc(NotificationServiceServer::new(Notifications { ledger }))
-        .task("email-sender", consumer))
+        .task("email-sender", consumer)
+        .task("digest-sender", digests))
 }
 
 /// Runs the notifier alone on `listener` until `shutdown`.
@@ -76,9 +89,11 @@ fn channel_name(channel: Channel) -> &'static str {
     }
 }
 
+#[derive(Clone)]
 struct Sender {
     ledger: Arc<dyn DeliveryLedger>,
-    mailer: Box<dyn Mailer>,
+    digests: Arc<dyn DigestStore>,
+    mailer: Arc<dyn Mailer>,
     producer: Producer,
     from: String,
     lease: Duration,
@@ -106,41 +121,107 @@ impl Handler for Sender {
             recipient_id: request.recipient_id.clone(),
             channel: channel_name(channel).into(),
         };
-        let outcome = match self
+        if request.frequency == Frequency::DailyDigest as i32 {
+            return self.hold_for_digest(&key, channel, &request).await;
+        }
+        let outcome = self
+            .once(&key, || render::email(&request, &self.from))
+            .await?;
+        self.report(&key, channel, outcome).await
+    }
+}
+
+impl Sender {
+    /// Sends the message `render` builds at most once for `key`: only the ledger lease
+    /// holder sends, the outcome is recorded before anything else happens, and a delivery
+    /// found done returns its recorded outcome without sending.
+    async fn once(
+        &self,
+        key: &DeliveryKey,
+        render: impl FnOnce() -> Result<lettre::Message, render::RenderError>,
+    ) -> Result<Outcome, HandleError> {
+        let token = match self
             .ledger
-            .begin(&key, self.lease)
+            .begin(key, self.lease)
             .await
             .map_err(HandleError::transient)?
         {
             Begin::Done(outcome) => {
                 tracing::debug!(
+                    policy_id = key.policy_id,
                     recipient_id = key.recipient_id,
                     "already delivered; status repeated"
                 );
-                outcome
+                return Ok(outcome);
             }
             Begin::InFlight => {
                 return Err(HandleError::transient("another sender holds this delivery"));
             }
-            Begin::Acquired(token) => {
-                let outcome = match self.send(&request).await {
-                    Ok(outcome) => outcome,
-                    Err(error) => {
-                        if let Err(e) = self.ledger.abandon(&key, &token).await {
-                            tracing::warn!(error = %e, "lease not released; it expires by itself");
-                        }
-                        return Err(error);
-                    }
-                };
-                let sent_at = std::time::Instant::now();
-                self.record(&key, &outcome).await?;
-                tracing::debug!(
-                    record_ms = sent_at.elapsed().as_secs_f64() * 1000.0,
-                    "outcome recorded"
-                );
-                outcome
+            Begin::Acquired(token) => token,
+        };
+        let sent = match render() {
+            Ok(message) => {
+                self.transmit(message, &key.policy_id, &key.recipient_id)
+                    .await
+            }
+            Err(error) => Err(HandleError::permanent(error)),
+        };
+        let outcome = match sent {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                if let Err(e) = self.ledger.abandon(key, &token).await {
+                    tracing::warn!(error = %e, "lease not released; it expires by itself");
+                }
+                return Err(error);
             }
         };
+        self.record(key, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// A digest request: already delivered (in an earlier digest) only repeats its status;
+    /// otherwise it waits in the recipient's open digest.
+    async fn hold_for_digest(
+        &self,
+        key: &DeliveryKey,
+        channel: Channel,
+        request: &DeliveryRequested,
+    ) -> Result<(), HandleError> {
+        if let Some(zhida_store::Status::Done(outcome)) = self
+            .ledger
+            .status(key)
+            .await
+            .map_err(HandleError::transient)?
+        {
+            return self.report(key, channel, outcome).await;
+        }
+        let digest = DigestKey {
+            recipient_id: key.recipient_id.clone(),
+            channel: key.channel.clone(),
+        };
+        self.digests
+            .add(
+                &digest,
+                &key.policy_id,
+                &prost::Message::encode_to_vec(request),
+            )
+            .await
+            .map_err(HandleError::transient)?;
+        tracing::debug!(
+            policy_id = key.policy_id,
+            recipient_id = key.recipient_id,
+            "held for the daily digest"
+        );
+        Ok(())
+    }
+
+    /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's).
+    async fn report(
+        &self,
+        key: &DeliveryKey,
+        channel: Channel,
+        outcome: Outcome,
+    ) -> Result<(), HandleError> {
         let status = DeliveryStatusChanged {
             policy_id: key.policy_id.clone(),
             recipient_id: key.recipient_id.clone(),
@@ -159,18 +240,20 @@ impl Handler for Sender {
             .map_err(HandleError::transient)?;
         Ok(())
     }
-}
 
-impl Sender {
-    /// Renders and sends; a refusal by the server is an outcome, not an error.
-    async fn send(&self, request: &DeliveryRequested) -> Result<Outcome, HandleError> {
-        let message = render::email(request, &self.from).map_err(HandleError::permanent)?;
+    /// Sends; a refusal by the server is an outcome, not an error.
+    async fn transmit(
+        &self,
+        message: lettre::Message,
+        policy_id: &str,
+        recipient_id: &str,
+    ) -> Result<Outcome, HandleError> {
         let started = std::time::Instant::now();
         match self.mailer.send(message).await {
             Ok(answer) => {
                 tracing::info!(
-                    policy_id = request.policy_id,
-                    recipient_id = request.recipient_id,
+                    policy_id,
+                    recipient_id,
                     smtp_ms = started.elapsed().as_secs_f64() * 1000.0,
                     "email sent"
                 );
@@ -180,12 +263,7 @@ impl Sender {
                 })
             }
             Err(MailError::Permanent(reason)) => {
-                tracing::warn!(
-                    policy_id = request.policy_id,
-                    recipient_id = request.recipient_id,
-                    reason,
-                    "email rejected"
-                );
+                tracing::warn!(policy_id, recipient_id, reason, "email rejected");
                 Ok(Outcome {
                     state: OutcomeState::Failed,
                     detail: reason,

@@ -17,14 +17,19 @@ pub enum RenderError {
     Build(String),
 }
 
-/// The plain-text email for `request`. The Message-ID is derived from (policy, recipient), so
-/// a receiving system can also recognise a duplicate.
-pub fn email(request: &DeliveryRequested, from: &str) -> Result<Message, RenderError> {
+/// The recipient's mailbox (with the name, when there is one) and the sender's.
+fn mailboxes(request: &DeliveryRequested, from: &str) -> Result<(Mailbox, Mailbox), RenderError> {
     let to = Mailbox::new(
         Some(request.recipient_name.clone()).filter(|n| !n.is_empty()),
         request.address.parse().map_err(|_| RenderError::Address)?,
     );
-    let from: Mailbox = from.parse().map_err(|_| RenderError::From)?;
+    Ok((to, from.parse().map_err(|_| RenderError::From)?))
+}
+
+/// The plain-text email for `request`. The Message-ID is derived from (policy, recipient), so
+/// a receiving system can also recognise a duplicate.
+pub fn email(request: &DeliveryRequested, from: &str) -> Result<Message, RenderError> {
+    let (to, from) = mailboxes(request, from)?;
     let mut body = format!(
         "{name}，您好：\n\n{department}发布了政策《{title}》。\n\n{text}\n",
         name = if request.recipient_name.is_empty() {
@@ -63,6 +68,65 @@ pub fn email(request: &DeliveryRequested, from: &str) -> Result<Message, RenderE
         .body(body)
         .map_err(|e| RenderError::Build(e.to_string()))
 }
+
+/// One plain-text email for every policy of a daily digest (all for the same recipient),
+/// with a Message-ID derived from the digest id.
+pub fn digest(
+    requests: &[DeliveryRequested],
+    digest_id: &str,
+    from: &str,
+) -> Result<Message, RenderError> {
+    let Some(first) = requests.first() else {
+        return Err(RenderError::Build("an empty digest".into()));
+    };
+    let (to, from) = mailboxes(first, from)?;
+    let mut body = format!(
+        "{name}，您好：\n\n您订阅的政策日报共 {count} 条：\n",
+        name = if first.recipient_name.is_empty() {
+            "您"
+        } else {
+            &first.recipient_name
+        },
+        count = requests.len(),
+    );
+    for (i, request) in requests.iter().enumerate() {
+        let summary: String = request.body.trim().chars().take(SUMMARY_CHARS).collect();
+        let more = if request.body.trim().chars().count() > SUMMARY_CHARS {
+            "……"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "\n{n}. 《{title}》（{department}）\n{summary}{more}\n",
+            n = i + 1,
+            title = request.title,
+            department = request.department,
+        ));
+        if !request.service_url.is_empty() {
+            body.push_str(&format!("在线办理：{}\n", request.service_url));
+        }
+        body.push_str(&format!(
+            "您收到这条政策，是因为{reason}。政策编号：{policy}\n",
+            reason = request.reason,
+            policy = request.policy_id,
+        ));
+    }
+    body.push_str("\n——\n这是您选择的每日汇总；如需即时通知，可将订阅改为“即时”。\n");
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!("政策订阅日报：{} 条新政策", requests.len()))
+        .message_id(Some(format!(
+            "<{digest_id}.{}.email@zhida>",
+            first.recipient_id
+        )))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| RenderError::Build(e.to_string()))
+}
+
+/// Characters of each policy's text a digest quotes.
+const SUMMARY_CHARS: usize = 120;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
-use zhida_proto::events::v1::{Channel, Profile};
+use zhida_proto::events::v1::{Channel, Frequency, Profile};
 
 use crate::document;
 
@@ -33,6 +33,8 @@ pub struct Recipient {
     pub address: String,
     /// Why, for the notice.
     pub reason: String,
+    /// Now, or in the daily digest (when only digest subscriptions ask for this channel).
+    pub frequency: Frequency,
 }
 
 /// Who a policy reaches.
@@ -55,6 +57,8 @@ pub struct Explanation {
     pub subscriptions: Vec<String>,
     /// Channels it would be delivered on.
     pub channels: Vec<Channel>,
+    /// Those of `channels` on which it comes in the daily digest rather than at once.
+    pub digest: Vec<Channel>,
     pub reason: String,
 }
 
@@ -157,16 +161,21 @@ impl Directory {
                 continue;
             };
             let explanation = self.explanation(profile, target, in_audience, &subscription_ids);
-            for channel in explanation.channels {
-                let Some(contact) = consented(profile, channel) else {
+            for channel in &explanation.channels {
+                let Some(contact) = consented(profile, *channel) else {
                     continue;
                 };
                 recipients.push(Recipient {
                     subject_id: profile.subject_id.clone(),
                     display_name: profile.display_name.clone(),
-                    channel,
+                    channel: *channel,
                     address: contact.address.clone(),
                     reason: explanation.reason.clone(),
+                    frequency: if explanation.digest.contains(channel) {
+                        Frequency::DailyDigest
+                    } else {
+                        Frequency::Immediate
+                    },
                 });
             }
         }
@@ -207,9 +216,12 @@ impl Directory {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let mut channels = BTreeSet::new();
+        // Channels wanted now, and channels wanted only in the daily digest. Being in the
+        // audience, or any immediate subscription, makes a channel immediate.
+        let mut now = BTreeSet::new();
+        let mut later = BTreeSet::new();
         if !conditions.is_empty() {
-            channels.extend(DELIVERED.iter().copied());
+            now.extend(DELIVERED.iter().copied());
         }
         let mut tags = Vec::new();
         for s in profile
@@ -217,9 +229,21 @@ impl Directory {
             .iter()
             .filter(|s| subscription_ids.contains(&s.id.as_str()))
         {
-            channels.extend(s.channels.iter().filter_map(|c| Channel::try_from(*c).ok()));
+            let wanted = s.channels.iter().filter_map(|c| Channel::try_from(*c).ok());
+            if s.frequency == Frequency::DailyDigest as i32 {
+                later.extend(wanted);
+            } else {
+                now.extend(wanted);
+            }
             tags.extend(s.tags.iter().filter(|t| target.tags.contains(t)).cloned());
         }
+        let digest: Vec<Channel> = later
+            .difference(&now)
+            .copied()
+            .filter(|c| DELIVERED.contains(c) && consented(profile, *c).is_some())
+            .collect();
+        let mut channels = now;
+        channels.extend(later);
         tags.sort();
         tags.dedup();
         let channels: Vec<Channel> = channels
@@ -237,6 +261,7 @@ impl Directory {
             conditions,
             subscriptions: subscription_ids.iter().map(|s| s.to_string()).collect(),
             channels,
+            digest,
             reason: reasons.join("；"),
         }
     }
@@ -274,6 +299,36 @@ mod tests {
             })),
             ..Profile::default()
         }
+    }
+
+    #[test]
+    fn digest_subscriptions_wait_for_the_digest_unless_something_asks_for_now() {
+        let mut d = Directory::default();
+        let mut daily = subscribed(citizen("a", "殷行街道", &[], true), "d", &["housing"], "");
+        daily.subscriptions[0].frequency = Frequency::DailyDigest as i32;
+        d.upsert(daily.clone());
+        // Also in the audience: the audience is told at once.
+        let mut both = daily.clone();
+        both.subject_id = "b".into();
+        both.street = "五角场街道".into();
+        d.upsert(both);
+        let t = target(
+            &["housing"],
+            Some(r#"{"street": ["五角场街道"]}"#),
+            "区住房保障局",
+        );
+        let r = d.resolve(&t);
+        let frequencies: Vec<(&str, Frequency)> = r
+            .recipients
+            .iter()
+            .map(|r| (r.subject_id.as_str(), r.frequency))
+            .collect();
+        assert_eq!(
+            frequencies,
+            [("a", Frequency::DailyDigest), ("b", Frequency::Immediate)]
+        );
+        let why = d.explain("a", &t).expect("a exists");
+        assert_eq!(why.digest, [Channel::Email]);
     }
 
     fn subscribed(mut p: Profile, id: &str, tags: &[&str], filter: &str) -> Profile {

@@ -160,6 +160,7 @@ impl Handler for PolicyMatcher {
                     department: policy.department.clone(),
                     service_url: policy.service_url.clone(),
                     reason: r.reason.clone(),
+                    frequency: r.frequency as i32,
                 };
                 let id = format!(
                     "{}|{}|{}",
@@ -517,6 +518,7 @@ impl ProfileService for Profiles {
             audience_conditions: explanation.conditions,
             subscription_ids: explanation.subscriptions,
             channels: explanation.channels.iter().map(|c| *c as i32).collect(),
+            digest_channels: explanation.digest.iter().map(|c| *c as i32).collect(),
             reason: explanation.reason,
         }))
     }

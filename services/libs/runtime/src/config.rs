@@ -20,6 +20,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub store: StoreConfig,
     pub smtp: SmtpConfig,
+    pub digest: DigestConfig,
     pub telemetry: TelemetryConfig,
     /// How long in-flight work may take to drain after SIGTERM before the process exits anyway.
     #[serde(with = "humantime_serde")]
@@ -33,9 +34,39 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             store: StoreConfig::default(),
             smtp: SmtpConfig::default(),
+            digest: DigestConfig::default(),
             telemetry: TelemetryConfig::default(),
             shutdown_grace: Duration::from_secs(20),
         }
+    }
+}
+
+/// When the notifier sends daily digests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    /// Time of day in the district (UTC+8), `HH:MM`, of the first digest run of a day.
+    pub send_at: String,
+    /// Time between digest runs: `24h` for a daily digest (shorter in tests).
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        Self {
+            send_at: "08:00".into(),
+            period: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl DigestConfig {
+    /// Seconds after midnight of `send_at`, if it is a valid `HH:MM`.
+    pub fn send_at_seconds(&self) -> Option<u64> {
+        let (h, m) = self.send_at.split_once(':')?;
+        let (h, m): (u64, u64) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && self.send_at.len() == 5).then_some(h * 3600 + m * 60)
     }
 }
 
@@ -263,6 +294,12 @@ impl Config {
         }
         if self.smtp.mode == SmtpMode::Smtp && self.smtp.host.trim().is_empty() {
             return invalid("smtp.host", "must be set when smtp.mode = \"smtp\"");
+        }
+        if self.digest.send_at_seconds().is_none() {
+            return invalid("digest.send_at", "must be a time of day HH:MM, e.g. 08:00");
+        }
+        if self.digest.period < Duration::from_secs(1) {
+            return invalid("digest.period", "must be at least 1s");
         }
         if !self.smtp.from.contains('@') {
             return invalid("smtp.from", "must be a mailbox such as Name <a@b.cn>");

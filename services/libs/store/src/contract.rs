@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::{
-    Begin, DeliveryKey, DeliveryLedger, Feed, FeedReadError, Outcome, OutcomeState, Status,
+    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Feed, FeedReadError, Outcome,
+    OutcomeState, Status,
 };
 
 fn key(policy: &str) -> DeliveryKey {
@@ -155,4 +156,56 @@ pub async fn feed_pages_by_cursor_and_ignores_duplicates(feed: &dyn Feed) {
         feed.read(Some("not a cursor"), 10).await,
         Err(FeedReadError::InvalidCursor(_))
     ));
+}
+
+fn digest_key(recipient: &str) -> DigestKey {
+    DigestKey {
+        recipient_id: recipient.into(),
+        channel: "email".into(),
+    }
+}
+
+/// Open digests fill once per policy, close into batches that survive until completed, and
+/// a policy in a batch being sent does not go into the next one.
+pub async fn digests_close_into_batches_once_per_policy(digests: &dyn DigestStore) {
+    let (a, b) = (digest_key("c-a"), digest_key("c-b"));
+    assert!(digests.close().await.expect("close").is_empty());
+    digests.add(&a, "p-2", b"two").await.expect("add");
+    digests.add(&a, "p-1", b"one").await.expect("add");
+    digests.add(&a, "p-1", b"one").await.expect("add twice");
+    digests.add(&b, "p-1", b"one").await.expect("add");
+    assert_eq!(
+        digests.close().await.expect("close"),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(
+        digests.items(&a).await.expect("items"),
+        [
+            ("p-1".to_string(), b"one".to_vec()),
+            ("p-2".to_string(), b"two".to_vec())
+        ]
+    );
+    // A redelivered p-1 is already being sent; p-3 waits for the next digest.
+    digests.add(&a, "p-1", b"one").await.expect("add");
+    digests.add(&a, "p-3", b"three").await.expect("add");
+    // Not completed (a crashed run): closing again returns the same batches, unchanged,
+    // and keeps p-3 open because a's batch is still there.
+    assert_eq!(
+        digests.close().await.expect("close"),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(digests.items(&a).await.expect("items").len(), 2);
+    digests.complete(&a).await.expect("complete");
+    digests.complete(&b).await.expect("complete");
+    assert_eq!(
+        digests.close().await.expect("close"),
+        std::slice::from_ref(&a)
+    );
+    assert_eq!(
+        digests.items(&a).await.expect("items"),
+        [("p-3".to_string(), b"three".to_vec())]
+    );
+    digests.complete(&a).await.expect("complete");
+    assert!(digests.close().await.expect("close").is_empty());
+    assert!(digests.items(&b).await.expect("items").is_empty());
 }

@@ -2,9 +2,11 @@
 //! contract tests ([`contract`]): Redis for deployments, memory for the embedded default.
 //!
 //! - [`DeliveryLedger`]: the notifier's exactly-once gate per (policy, recipient, channel);
-//! - [`Feed`]: an append-only, idempotent, cursor-paged feed (the relay's "政府+" feed).
+//! - [`Feed`]: an append-only, idempotent, cursor-paged feed (the relay's "政府+" feed);
+//! - [`DigestStore`]: policies waiting for a recipient's daily digest.
 
 pub mod contract;
+mod digest;
 mod feed;
 mod ledger;
 mod memory;
@@ -12,10 +14,11 @@ mod redis_store;
 
 use std::sync::Arc;
 
+pub use digest::{DigestKey, DigestStore};
 pub use feed::{Feed, FeedEntry, FeedReadError};
 pub use ledger::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Status};
-pub use memory::{MemoryFeed, MemoryLedger};
-pub use redis_store::{RedisFeed, RedisLedger};
+pub use memory::{MemoryDigests, MemoryFeed, MemoryLedger};
+pub use redis_store::{RedisDigests, RedisFeed, RedisLedger};
 use zhida_runtime::config::{StoreBackend, StoreConfig};
 
 /// A store that could not answer. Always worth retrying: callers treat it as transient.
@@ -62,6 +65,13 @@ impl Stores {
                 self.config.dedup_ttl,
             )),
             None => Arc::new(MemoryLedger::default()),
+        }
+    }
+
+    pub fn digests(&self) -> Arc<dyn DigestStore> {
+        match &self.redis {
+            Some(conn) => Arc::new(RedisDigests::new(conn.clone(), &self.config.key_prefix)),
+            None => Arc::new(MemoryDigests::default()),
         }
     }
 

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use zhida_store::{MemoryFeed, MemoryLedger, RedisFeed, RedisLedger, contract};
+use zhida_store::{
+    MemoryDigests, MemoryFeed, MemoryLedger, RedisDigests, RedisFeed, RedisLedger, contract,
+};
 
 async fn redis() -> (redis::aio::ConnectionManager, String) {
     let url = std::env::var("ZHIDA_TEST_REDIS")
@@ -55,4 +57,15 @@ async fn redis_feed_pages_by_cursor_and_ignores_duplicates() {
         &format!("{prefix}feed"),
     ))
     .await;
+}
+
+#[tokio::test]
+async fn memory_digests_close_into_batches_once_per_policy() {
+    contract::digests_close_into_batches_once_per_policy(&MemoryDigests::default()).await;
+}
+
+#[tokio::test]
+async fn redis_digests_close_into_batches_once_per_policy() {
+    let (conn, prefix) = redis().await;
+    contract::digests_close_into_batches_once_per_policy(&RedisDigests::new(conn, &prefix)).await;
 }

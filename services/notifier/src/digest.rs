@@ -1,0 +1,157 @@
+//! The digest run: at `digest.send_at` (UTC+8) and every `digest.period` after, every
+//! recipient's open digest is closed and sent as one message.
+//!
+//! Exactly once, as for single notices: the digest message has its own ledger entry
+//! (`digest-<hash of its policy ids>`), so a run that crashed after sending finds it done
+//! and does not send again; only then is each policy recorded as delivered, its status
+//! emitted, and the closed digest removed. A redelivered request for a policy in a closed
+//! digest is not added again (the store refuses it) and, once recorded, only repeats its
+//! status. A closed digest a crashed run left behind goes out at the next run.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+use zhida_bus::HandleError;
+use zhida_proto::events::v1::{Channel, DeliveryRequested};
+use zhida_runtime::config::DigestConfig;
+use zhida_store::{DeliveryKey, DigestKey};
+
+use crate::{Sender, render};
+
+const DISTRICT_OFFSET: i64 = 8 * 3600;
+const DAY: i64 = 24 * 3600;
+
+/// The first digest run at or after `now` (Unix seconds): runs fall on today's `send_at`
+/// in the district plus whole multiples of `period`.
+pub fn next_run(now: i64, send_at: i64, period: i64) -> i64 {
+    let local = now + DISTRICT_OFFSET;
+    let anchor = local - local.rem_euclid(DAY) + send_at - DISTRICT_OFFSET;
+    let period = period.max(1);
+    let mut run = anchor + (now - anchor).div_euclid(period) * period;
+    if run < now {
+        run += period;
+    }
+    run
+}
+
+/// The digest task: sleeps until each run, sends, until `token` is cancelled.
+pub async fn run(
+    sender: Sender,
+    config: DigestConfig,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let send_at = config.send_at_seconds().unwrap_or(8 * 3600) as i64;
+    let period = i64::try_from(config.period.as_secs()).unwrap_or(DAY).max(1);
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let wait = Duration::from_secs((next_run(now, send_at, period) - now).max(1) as u64);
+        tokio::select! {
+            _ = token.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match sender.digests.close().await {
+            Ok(keys) => {
+                tracing::info!(digests = keys.len(), "digest run");
+                for key in keys {
+                    if let Err(error) = sender.send_digest(&key).await {
+                        tracing::warn!(
+                            recipient_id = key.recipient_id,
+                            %error,
+                            "digest not sent; it is retried at the next run"
+                        );
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "digest store unavailable; retried at the next run")
+            }
+        }
+    }
+}
+
+/// `digest-` and a stable hash (FNV-1a) of the policy ids it carries.
+fn digest_id(policy_ids: &[&str]) -> String {
+    let hash = policy_ids
+        .iter()
+        .flat_map(|id| id.bytes().chain([b'|']))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    format!("digest-{hash:016x}")
+}
+
+impl Sender {
+    /// Sends the closed digest of `key` (once), records each policy in it, and removes it.
+    pub(crate) async fn send_digest(&self, key: &DigestKey) -> Result<(), HandleError> {
+        let items = self
+            .digests
+            .items(key)
+            .await
+            .map_err(HandleError::transient)?;
+        let requests: Vec<DeliveryRequested> = items
+            .iter()
+            .filter_map(|(policy_id, bytes)| {
+                prost::Message::decode(bytes.as_slice())
+                    .inspect_err(|e| tracing::error!(policy_id, error = %e, "undecodable digest item dropped"))
+                    .ok()
+            })
+            .collect();
+        if !requests.is_empty() {
+            let channel = Channel::Email;
+            let ids: Vec<&str> = requests.iter().map(|r| r.policy_id.as_str()).collect();
+            let digest = DeliveryKey {
+                policy_id: digest_id(&ids),
+                recipient_id: key.recipient_id.clone(),
+                channel: key.channel.clone(),
+            };
+            let outcome = self
+                .once(&digest, || {
+                    render::digest(&requests, &digest.policy_id, &self.from)
+                })
+                .await?;
+            for request in &requests {
+                let delivery = DeliveryKey {
+                    policy_id: request.policy_id.clone(),
+                    recipient_id: key.recipient_id.clone(),
+                    channel: key.channel.clone(),
+                };
+                self.record(&delivery, &outcome).await?;
+                self.report(&delivery, channel, outcome.clone()).await?;
+            }
+        }
+        self.digests
+            .complete(key)
+            .await
+            .map_err(HandleError::transient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_fall_on_send_at_in_the_district_then_every_period() {
+        // 2026-11-27 23:30 UTC = 2026-11-28 07:30 in the district.
+        let now = 1_795_822_200;
+        let eight = 8 * 3600;
+        // Daily at 08:00 district time: half an hour from now.
+        assert_eq!(next_run(now, eight, DAY), now + 1800);
+        // Just after the run: the next day's.
+        assert_eq!(next_run(now + 1801, eight, DAY), now + 1800 + DAY);
+        // Exactly at a run: that run.
+        assert_eq!(next_run(now + 1800, eight, DAY), now + 1800);
+        // Every 10 s, aligned on 08:00.
+        assert_eq!(next_run(now, eight, 10), now);
+        assert_eq!(next_run(now + 3, eight, 10), now + 10);
+    }
+
+    #[test]
+    fn digest_ids_depend_on_every_policy() {
+        assert_eq!(digest_id(&["p-1", "p-2"]), digest_id(&["p-1", "p-2"]));
+        assert_ne!(digest_id(&["p-1", "p-2"]), digest_id(&["p-1"]));
+        assert_ne!(digest_id(&["p-1", "p-2"]), digest_id(&["p-1p-2"]));
+    }
+}

@@ -1,0 +1,162 @@
+//! Daily digests through real servers: a DAILY_DIGEST subscriber gets nothing at once and
+//! then one digest per run holding every policy exactly once, while an immediate
+//! subscriber of the same tag is emailed at once; a retried publish adds nothing.
+
+use std::time::Duration;
+
+use zhida_bus::Topic;
+use zhida_proto::{
+    events::v1::{Channel, Contact, DeliveryState, Frequency, Profile, SubjectKind, Subscription},
+    notification::v1::{
+        GetDeliveryStatusRequest, notification_service_client::NotificationServiceClient,
+    },
+    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
+    profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
+};
+
+use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
+
+/// Digest runs every few seconds instead of daily.
+const PERIOD: Duration = Duration::from_secs(3);
+
+fn subscriber(env: &TestEnv, id: &str, frequency: Frequency) -> Profile {
+    Profile {
+        subject_id: format!("{id}-{}", env.id),
+        kind: SubjectKind::Citizen as i32,
+        display_name: id.into(),
+        street: "长白新村街道".into(),
+        contacts: vec![Contact {
+            channel: Channel::Email as i32,
+            address: env.address(id),
+            consent: true,
+        }],
+        subscriptions: vec![Subscription {
+            tags: vec!["housing".into()],
+            channels: vec![Channel::Email as i32],
+            frequency: frequency as i32,
+            ..Subscription::default()
+        }],
+        details: None,
+    }
+}
+
+fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
+    PublishPolicyRequest {
+        request_id: format!("zfb-{n}-{}", env.id),
+        title: format!("杨浦区保障性租赁住房申请指南（第{n}批）"),
+        body: "符合条件的新市民、青年人可申请保障性租赁住房。".into(),
+        tags: vec!["housing".into()],
+        department: "区住房保障局".into(),
+        service_url: String::new(),
+        audience: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once() {
+    let env = TestEnv::new("digest").await;
+    let server = Server::start_with("all", &env, &[("ZHIDA_DIGEST__PERIOD", "3s")]).await;
+    let mut profiles = ProfileServiceClient::connect(server.url.clone())
+        .await
+        .expect("connect");
+    let mut publisher = PolicyServiceClient::connect(server.url.clone())
+        .await
+        .expect("connect");
+    let mut notifications = NotificationServiceClient::connect(server.url.clone())
+        .await
+        .expect("connect");
+    let daily = subscriber(&env, "daily", Frequency::DailyDigest);
+    for profile in [daily.clone(), subscriber(&env, "now", Frequency::Immediate)] {
+        profiles
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some(profile),
+            })
+            .await
+            .expect("upsert");
+    }
+    let requests = [policy(&env, 1), policy(&env, 2)];
+    let mut policy_ids = Vec::new();
+    for request in &requests {
+        policy_ids.push(
+            publisher
+                .publish_policy(request.clone())
+                .await
+                .expect("published")
+                .into_inner()
+                .policy_id,
+        );
+    }
+
+    let now_mail = format!("now.{}@example.cn", env.id);
+    let daily_mail = format!("daily.{}@example.cn", env.id);
+    eventually(
+        "the immediate subscriber's two emails",
+        Duration::from_secs(30),
+        || mail_for(&now_mail).len() >= 2,
+    )
+    .await;
+    // Every policy reaches the digest subscriber exactly once, in digests only. The two
+    // policies may straddle a run, so there are one or two digests.
+    let titles = |mail: &[crate::helpers::Mail]| -> Vec<usize> {
+        requests
+            .iter()
+            .map(|r| mail.iter().map(|m| m.body.matches(&r.title).count()).sum())
+            .collect()
+    };
+    eventually("both policies in digests", Duration::from_secs(30), || {
+        titles(&mail_for(&daily_mail)).iter().all(|n| *n >= 1)
+    })
+    .await;
+    let digests = mail_for(&daily_mail);
+    assert_eq!(titles(&digests), [1, 1], "each policy once");
+    assert!(
+        (1..=2).contains(&digests.len()),
+        "{} digests",
+        digests.len()
+    );
+    for m in &digests {
+        assert!(m.subject.starts_with("政策订阅日报"), "{}", m.subject);
+        assert!(m.body.contains("您订阅了政策标签“housing”"), "{}", m.body);
+    }
+    for id in &policy_ids {
+        let status = notifications
+            .get_delivery_status(GetDeliveryStatusRequest {
+                policy_id: id.clone(),
+                recipient_id: daily.subject_id.clone(),
+                channel: Channel::Email as i32,
+            })
+            .await
+            .expect("status")
+            .into_inner();
+        assert_eq!(status.state, DeliveryState::Sent as i32, "{id}");
+    }
+
+    // A retried publish: every request is redelivered and handled, and the next digest run
+    // finds nothing new for the subscriber.
+    publisher
+        .publish_policy(requests[0].clone())
+        .await
+        .expect("republished");
+    wait_until_consumed(
+        &env,
+        "zhida-profiler",
+        Topic::PolicyEvents,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_until_consumed(
+        &env,
+        "zhida-notifier",
+        Topic::DeliveryRequests,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Absence can only be shown by letting runs happen: two periods.
+    tokio::time::sleep(PERIOD * 2 + Duration::from_millis(500)).await;
+    assert_eq!(
+        mail_for(&daily_mail).len(),
+        digests.len(),
+        "no further digest"
+    );
+    assert_eq!(mail_for(&now_mail).len(), 2, "no email sent twice");
+}
