@@ -44,5 +44,9 @@ image TAG="zhida:dev":
 bench-match:
     cargo bench -p zhida-audience --bench match
 
+# A profiler replica's replay of 1M profiles and its policy resolution with reasons.
+bench-rebuild:
+    cargo bench -p zhida-profiler --bench rebuild
+
 # Every benchmark.
-bench: bench-match
+bench: bench-match bench-rebuild

@@ -2,7 +2,10 @@
 //! policy": the audience [`Index`] over profile documents and the [`Subscriptions`] index.
 //! Pure data structure, no I/O; the service feeds it from the `profiles` topic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
@@ -142,12 +145,13 @@ impl Directory {
     /// Everyone `target` reaches, once per (subject, channel), on channels where the
     /// subject has a consented contact.
     pub fn resolve(&self, target: &Target) -> Resolution {
-        // subject -> (in the audience, matching subscriptions)
-        let mut matched: BTreeMap<&str, (bool, Vec<&str>)> = BTreeMap::new();
+        // subject -> (the audience conditions it meets, matching subscriptions)
+        let mut matched: BTreeMap<&str, (Vec<Arc<str>>, Vec<&str>)> = BTreeMap::new();
         let mut audience_matches = 0;
         if let Some(rule) = &target.audience {
-            for id in self.audience.matching(rule) {
-                matched.entry(id).or_default().0 = true;
+            // Explained from the index: no per-recipient document or rule evaluation.
+            for (id, conditions) in self.audience.matching_explained(rule) {
+                matched.entry(id).or_default().0 = conditions;
                 audience_matches += 1;
             }
         }
@@ -156,11 +160,12 @@ impl Directory {
             matched.entry(m.owner).or_default().1.push(m.subscription);
         }
         let mut recipients = Vec::new();
-        for (id, (in_audience, subscription_ids)) in matched {
+        for (id, (conditions, subscription_ids)) in matched {
             let Some(profile) = self.profiles.get(id) else {
                 continue;
             };
-            let explanation = self.explanation(profile, target, in_audience, &subscription_ids);
+            let conditions = conditions.iter().map(|c| c.to_string()).collect();
+            let explanation = self.explanation(profile, target, conditions, &subscription_ids);
             for channel in &explanation.channels {
                 let Some(contact) = consented(profile, *channel) else {
                     continue;
@@ -189,10 +194,11 @@ impl Directory {
     /// Whether and why `subject_id` matches `target`; `None` if there is no such profile.
     pub fn explain(&self, subject_id: &str, target: &Target) -> Option<Explanation> {
         let profile = self.profiles.get(subject_id)?;
-        let in_audience = target
+        let conditions = target
             .audience
             .as_ref()
-            .is_some_and(|rule| rule.matches(&document::profile(profile)));
+            .and_then(|rule| rule.explain(&document::profile(profile)))
+            .unwrap_or_default();
         let subscription_ids: Vec<&str> = self
             .subscriptions
             .of(subject_id)
@@ -200,22 +206,16 @@ impl Directory {
             .filter(|s| s.filter.is_none_or(|f| f.matches(&target.document)))
             .map(|s| s.id)
             .collect();
-        Some(self.explanation(profile, target, in_audience, &subscription_ids))
+        Some(self.explanation(profile, target, conditions, &subscription_ids))
     }
 
     fn explanation(
         &self,
         profile: &Profile,
         target: &Target,
-        in_audience: bool,
+        conditions: Vec<String>,
         subscription_ids: &[&str],
     ) -> Explanation {
-        let conditions = match (&target.audience, in_audience) {
-            (Some(rule), true) => rule
-                .explain(&document::profile(profile))
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
         // Channels wanted now, and channels wanted only in the daily digest. Being in the
         // audience, or any immediate subscription, makes a channel immediate.
         let mut now = BTreeSet::new();

@@ -21,6 +21,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     hash::{BuildHasher, RandomState},
     ops::Bound,
+    sync::Arc,
 };
 
 use hashbrown::HashTable;
@@ -455,6 +456,46 @@ impl Index {
         self.eval(&rule.root).len()
     }
 
+    /// Ids of the documents `rule` matches, each with the conditions that made it match,
+    /// exactly as [`Rule::explain`] would give them for the document, but from the
+    /// bitmaps: each condition is evaluated once for all documents, and a document's
+    /// explanation is a walk of the rule testing membership.
+    pub fn matching_explained(&self, rule: &Rule) -> Vec<(&str, Vec<Arc<str>>)> {
+        let tree = self.explainer(&rule.root);
+        let mut out = Vec::new();
+        for doc in &self.eval(&rule.root) {
+            let Some(name) = self.names.name(doc) else {
+                continue;
+            };
+            let mut reasons = Vec::new();
+            if tree.explain(doc, &mut reasons) {
+                out.push((name, reasons));
+            }
+        }
+        out
+    }
+
+    fn explainer(&self, node: &Node) -> Explainer {
+        match node {
+            Node::All(children) => {
+                Explainer::All(children.iter().map(|c| self.explainer(c)).collect())
+            }
+            Node::Any(children) => {
+                Explainer::Any(children.iter().map(|c| self.explainer(c)).collect())
+            }
+            Node::Field { path, conditions } => {
+                let index = self.path_index(path);
+                let shown = path.join(".");
+                Explainer::Field(
+                    conditions
+                        .iter()
+                        .map(|c| (Arc::from(format!("{shown} {c}")), self.condition(index, c)))
+                        .collect(),
+                )
+            }
+        }
+    }
+
     /// The leaves of `document`, sorted by path id and deduplicated. With `create`, unknown
     /// paths get an id; without, they are skipped (nothing of them can be indexed).
     fn flatten<'a>(&mut self, document: &'a Value, create: bool) -> Flat<'a> {
@@ -527,6 +568,13 @@ impl Index {
         Some(id)
     }
 
+    fn path_index(&self, path: &[String]) -> Option<&PathIndex> {
+        let key: String = path.join(&SEP.to_string());
+        self.path_ids
+            .get(key.as_str())
+            .map(|id| &self.paths[*id as usize])
+    }
+
     fn eval(&self, node: &Node) -> RoaringBitmap {
         match node {
             Node::All(children) => {
@@ -538,11 +586,7 @@ impl Index {
                 .iter()
                 .fold(RoaringBitmap::new(), |acc, c| acc | self.eval(c)),
             Node::Field { path, conditions } => {
-                let key: String = path.join(&SEP.to_string());
-                let index = self
-                    .path_ids
-                    .get(key.as_str())
-                    .map(|id| &self.paths[*id as usize]);
+                let index = self.path_index(path);
                 conditions.iter().fold(RoaringBitmap::new(), |acc, c| {
                     acc | self.condition(index, c)
                 })
@@ -597,6 +641,47 @@ impl Index {
                     .filter(|(k, _)| is_industry_code(k))
                     .map(|(_, s)| s),
             ),
+        }
+    }
+}
+
+/// A rule with each condition's documents, to explain matches without the documents.
+enum Explainer {
+    All(Vec<Explainer>),
+    Any(Vec<Explainer>),
+    /// Conditions in rule order: the reason text and the documents satisfying it.
+    Field(Vec<(Arc<str>, RoaringBitmap)>),
+}
+
+impl Explainer {
+    /// [`Node::explain`](crate::Node) over bitmaps: same order, same short circuits.
+    fn explain(&self, doc: u32, reasons: &mut Vec<Arc<str>>) -> bool {
+        match self {
+            Explainer::All(children) => {
+                let mark = reasons.len();
+                let all = children.iter().all(|c| c.explain(doc, reasons));
+                if !all {
+                    reasons.truncate(mark);
+                }
+                all
+            }
+            Explainer::Any(children) => children.iter().any(|c| {
+                let mark = reasons.len();
+                let matched = c.explain(doc, reasons);
+                if !matched {
+                    reasons.truncate(mark);
+                }
+                matched
+            }),
+            Explainer::Field(conditions) => {
+                match conditions.iter().find(|(_, docs)| docs.contains(doc)) {
+                    Some((reason, _)) => {
+                        reasons.push(reason.clone());
+                        true
+                    }
+                    None => false,
+                }
+            }
         }
     }
 }

@@ -584,6 +584,15 @@ mod property {
             expected.sort_unstable();
             actual.sort_unstable();
             assert_eq!(actual, expected, "rule {text}");
+            // Explanations from the bitmaps are the ones evaluation gives.
+            for (id, reasons) in index.matching_explained(&rule) {
+                let (_, doc) = live
+                    .iter()
+                    .find(|(live_id, _)| live_id == id)
+                    .expect("a live document");
+                let reasons: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                assert_eq!(Some(reasons), rule.explain(doc), "rule {text}, {id}");
+            }
             checked += 1;
         }
         assert!(checked > 500, "only {checked} random rules were valid");

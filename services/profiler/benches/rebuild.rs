@@ -1,0 +1,230 @@
+//! `just bench-rebuild`: what a profiler replica does with the compacted `profiles` topic at
+//! start and with each policy, without the broker: decode every `ProfileUpserted` record
+//! and apply it to the [`Directory`] (profile store, audience index, subscription index),
+//! then resolve policies to their full recipient list with reasons, as the matcher does
+//! before it emits delivery requests.
+//!
+//! `BENCH_PROFILES` (default 1,000,000) and `BENCH_ROUNDS` (default 5) scale it.
+
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use serde_json::json;
+use zhida_audience::Rule;
+use zhida_profiler::{Directory, GROUPS, QUALIFICATIONS, SIZES, Target, YANGPU_STREETS};
+use zhida_proto::events::v1::{
+    Channel, Citizen, Contact, Enterprise, Frequency, Profile, ProfileUpserted, SubjectKind,
+    Subscription, profile::Details,
+};
+
+const SEED: u64 = 20_231_120;
+const INDUSTRIES: [&str; 8] = [
+    "I6513", "I6520", "M7320", "M7520", "F5191", "L7212", "C3911", "E4813",
+];
+
+fn profile(rng: &mut StdRng, i: usize) -> Profile {
+    let citizen = rng.random_bool(0.75);
+    let n = rng.random_range(1..=3);
+    let tags: Vec<&str> = zhida_publisher::TAGS
+        .choose_multiple(rng, n)
+        .map(|(tag, _)| *tag)
+        .collect();
+    let subscriptions = if rng.random_bool(0.1) {
+        vec![Subscription {
+            id: format!("sub-{i}"),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            channels: vec![Channel::Email as i32],
+            filter: if rng.random_bool(0.3) {
+                r#"{"department": ["区科委"]}"#.into()
+            } else {
+                String::new()
+            },
+            frequency: if rng.random_bool(0.2) {
+                Frequency::DailyDigest as i32
+            } else {
+                Frequency::Immediate as i32
+            },
+        }]
+    } else {
+        vec![]
+    };
+    let details = if citizen {
+        let groups: Vec<String> = if rng.random_bool(0.3) {
+            vec![GROUPS.choose(rng).copied().unwrap_or("老年人").into()]
+        } else {
+            vec![]
+        };
+        Details::Citizen(Citizen {
+            birth_year: rng.random_range(1931..=2010),
+            groups,
+            hukou: if rng.random_bool(0.6) {
+                "本市"
+            } else {
+                "外省市"
+            }
+            .into(),
+            language: "zh".into(),
+        })
+    } else {
+        Details::Enterprise(Enterprise {
+            credit_code: format!("91310110MA1{i:06}X"),
+            industry: INDUSTRIES.choose(rng).copied().unwrap_or("I6513").into(),
+            size: SIZES.choose(rng).copied().unwrap_or("微").into(),
+            registered_on: format!(
+                "{}-{:02}-15",
+                rng.random_range(2000..2025),
+                rng.random_range(1..=12)
+            ),
+            registered_capital: rng.random_range(10..100_000) as f64,
+            employees: rng.random_range(1..500),
+            qualifications: if rng.random_bool(0.15) {
+                vec![
+                    QUALIFICATIONS
+                        .choose(rng)
+                        .copied()
+                        .unwrap_or("专精特新")
+                        .into(),
+                ]
+            } else {
+                vec![]
+            },
+            parks: vec![],
+            associations: vec![],
+        })
+    };
+    Profile {
+        subject_id: format!("s{i:07}"),
+        kind: if citizen {
+            SubjectKind::Citizen
+        } else {
+            SubjectKind::Enterprise
+        } as i32,
+        display_name: format!("用户{i}"),
+        street: YANGPU_STREETS
+            .choose(rng)
+            .copied()
+            .unwrap_or("五角场街道")
+            .into(),
+        contacts: vec![Contact {
+            channel: Channel::Email as i32,
+            address: format!("user{i}@example.cn"),
+            consent: rng.random_bool(0.9),
+        }],
+        subscriptions,
+        details: Some(details),
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+const POLICIES: [(&str, &str, &str); 5] = [
+    ("one street", "housing", r#"{"street": ["新江湾城街道"]}"#),
+    (
+        "graduates",
+        "employment",
+        r#"{"citizen": {"groups": ["高校毕业生"]}}"#,
+    ),
+    (
+        "elderly locals",
+        "elderly-care",
+        r#"{"citizen": {"birth_year": [{"numeric": ["<=", 1950]}], "hukou": ["本市"]}}"#,
+    ),
+    (
+        "small software firms",
+        "tech-innovation",
+        r#"{"enterprise": {"size": ["小", "微"], "industry": [{"industry": "I65"}]}}"#,
+    ),
+    (
+        "new firms in two streets",
+        "sme",
+        r#"{"street": ["五角场街道", "殷行街道"], "enterprise": {"registered_on": [{"date": [">=", "2020-01-01"]}]}}"#,
+    ),
+];
+
+fn main() {
+    let profiles = env_or("BENCH_PROFILES", 1_000_000);
+    let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let records: Vec<Vec<u8>> = (0..profiles)
+        .map(|i| {
+            ProfileUpserted {
+                profile: Some(profile(&mut rng, i)),
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    let bytes: usize = records.iter().map(Vec::len).sum();
+    println!(
+        "{profiles} ProfileUpserted records (seed {SEED}), {} MiB encoded",
+        bytes >> 20
+    );
+
+    let before = rss_bytes();
+    let started = Instant::now();
+    let mut directory = Directory::default();
+    for record in &records {
+        let upserted = ProfileUpserted::decode(record.as_slice()).expect("encoded above");
+        if let Some(profile) = upserted.profile {
+            directory.upsert(profile);
+        }
+    }
+    let took = started.elapsed();
+    let grown = rss_bytes().saturating_sub(before);
+    println!(
+        "replay into the directory: {:.2} s ({:.0} profiles/s); {} MiB = {} bytes/profile (profiles, contacts, both indexes)",
+        took.as_secs_f64(),
+        profiles as f64 / took.as_secs_f64(),
+        grown >> 20,
+        grown / profiles.max(1) as u64
+    );
+
+    println!(
+        "\n{:<26} {:>9} {:>10} | {:>9} {:>9}",
+        "policy", "audience", "deliveries", "p50 ms", "max ms"
+    );
+    for (name, tag, rule) in POLICIES {
+        let target = Target {
+            tags: vec![tag.to_string()],
+            audience: Some(Rule::parse(rule).expect("valid rule")),
+            document: json!({"tags": [tag], "department": "区科委"}),
+        };
+        let mut samples = Vec::new();
+        let mut last = None;
+        for _ in 0..rounds {
+            let started = Instant::now();
+            let resolution = directory.resolve(&target);
+            samples.push(started.elapsed());
+            last = Some(resolution);
+        }
+        samples.sort();
+        let resolution = last.expect("at least one round");
+        println!(
+            "{:<26} {:>9} {:>10} | {:>9} {:>9}",
+            name,
+            resolution.audience_matches,
+            resolution.recipients.len(),
+            ms(samples[samples.len() / 2]),
+            ms(samples[samples.len() - 1])
+        );
+    }
+    println!(
+        "\nresolve = audience rule + subscriptions + consent + a reason per recipient ({rounds} rounds)"
+    );
+}
