@@ -24,19 +24,26 @@ pub enum AudienceError {
 }
 
 pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), AudienceError> {
-    let text = std::fs::read_to_string(rule)
-        .map_err(|e| AudienceError::Io(format!("{}: {e}", rule.display())))?;
+    let text = std::fs::read_to_string(rule).map_err(|e| read_error(rule, &e))?;
     let rule = Rule::parse(&text)
         .map_err(|e| AudienceError::Invalid(format!("{}: {e}", rule.display())))?;
 
     let file = std::fs::File::open(profiles)
         .map_err(|e| AudienceError::Io(format!("{}: {e}", profiles.display())))?;
-    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    // The district's date, as the profiler checks it.
+    let china = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    let today = chrono::Utc::now()
+        .with_timezone(&china)
+        .format("%Y-%m-%d")
+        .to_string();
     let mut index = Index::default();
     let mut documents: HashMap<String, Value> = HashMap::new();
     for (number, line) in BufReader::new(file).lines().enumerate() {
         let at = format!("{}:{}", profiles.display(), number + 1);
-        let line = line.map_err(|e| AudienceError::Io(format!("{at}: {e}")))?;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => AudienceError::Invalid(format!("{at}: not UTF-8")),
+            _ => AudienceError::Io(format!("{at}: {e}")),
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -60,7 +67,22 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
     let mut ids = index.matching(&rule);
     ids.sort_unstable();
     for id in ids {
-        writeln!(out, "{id}").map_err(|e| AudienceError::Io(format!("stdout: {e}")))?;
+        match writeln!(out, "{id}") {
+            Ok(()) => {}
+            // The reader went away (`| head`): nothing more is wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(AudienceError::Io(format!("stdout: {e}"))),
+        }
     }
     Ok(())
+}
+
+/// A file that cannot be read is an I/O problem; one that is not UTF-8 is bad input.
+fn read_error(path: &Path, error: &std::io::Error) -> AudienceError {
+    match error.kind() {
+        std::io::ErrorKind::InvalidData => {
+            AudienceError::Invalid(format!("{}: not UTF-8", path.display()))
+        }
+        _ => AudienceError::Io(format!("{}: {error}", path.display())),
+    }
 }

@@ -42,19 +42,27 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let send_at = config.send_at_seconds().unwrap_or(8 * 3600) as i64;
     let period = i64::try_from(config.period.as_secs()).unwrap_or(DAY).max(1);
+    // The last run's time: a run that ends within its own second must not run again.
+    let mut last = i64::MIN;
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let wait = Duration::from_secs((next_run(now, send_at, period) - now).max(1) as u64);
+        let at = next_run(now.max(last.saturating_add(1)), send_at, period);
+        let wait = Duration::from_secs((at - now).max(0) as u64);
         tokio::select! {
             _ = token.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
         }
+        last = at;
         match sender.digests.close().await {
             Ok(keys) => {
                 tracing::info!(digests = keys.len(), "digest run");
                 for key in keys {
+                    // A run cut short leaves the rest closed for the next one.
+                    if token.is_cancelled() {
+                        return Ok(());
+                    }
                     if let Err(error) = sender.send_digest(&key).await {
                         tracing::warn!(
                             recipient_id = key.recipient_id,
@@ -84,47 +92,65 @@ fn digest_id(policy_ids: &[&str]) -> String {
 
 impl Sender {
     /// Sends the closed digest of `key` (once), records each policy in it, and removes it.
+    /// Policies already delivered (in an earlier digest, or at once because a subscription
+    /// changed) are left out of the message.
     pub(crate) async fn send_digest(&self, key: &DigestKey) -> Result<(), HandleError> {
         let items = self
             .digests
             .items(key)
             .await
             .map_err(HandleError::transient)?;
-        let requests: Vec<DeliveryRequested> = items
+        let all: Vec<String> = items
             .iter()
-            .filter_map(|(policy_id, bytes)| {
-                prost::Message::decode(bytes.as_slice())
-                    .inspect_err(|e| tracing::error!(policy_id, error = %e, "undecodable digest item dropped"))
-                    .ok()
-            })
+            .map(|(policy_id, _)| policy_id.clone())
             .collect();
-        if !requests.is_empty() {
-            let channel = Channel::Email;
-            let ids: Vec<&str> = requests.iter().map(|r| r.policy_id.as_str()).collect();
-            let digest = DeliveryKey {
-                policy_id: digest_id(&ids),
-                recipient_id: key.recipient_id.clone(),
-                channel: key.channel.clone(),
+        let mut pending: Vec<DeliveryRequested> = Vec::new();
+        for (policy_id, bytes) in &items {
+            let request: DeliveryRequested = match prost::Message::decode(bytes.as_slice()) {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::error!(policy_id, error = %e, "undecodable digest item dropped");
+                    continue;
+                }
             };
+            let status = self
+                .ledger
+                .status(&delivery(key, policy_id))
+                .await
+                .map_err(HandleError::transient)?;
+            if !matches!(status, Some(zhida_store::Status::Done(_))) {
+                pending.push(request);
+            }
+        }
+        if !pending.is_empty() {
+            // Named after every policy the closed digest holds, so a retry after a crash
+            // part-way through recording finds the same, finished, digest.
+            let ids: Vec<&str> = all.iter().map(String::as_str).collect();
+            let digest = delivery(key, &digest_id(&ids));
             let outcome = self
                 .once(&digest, || {
-                    render::digest(&requests, &digest.policy_id, &self.from)
+                    render::digest(&pending, &digest.policy_id, &self.from)
                 })
                 .await?;
-            for request in &requests {
-                let delivery = DeliveryKey {
-                    policy_id: request.policy_id.clone(),
-                    recipient_id: key.recipient_id.clone(),
-                    channel: key.channel.clone(),
-                };
-                self.record(&delivery, &outcome).await?;
-                self.report(&delivery, channel, outcome.clone()).await?;
+            for request in &pending {
+                let key = delivery(key, &request.policy_id);
+                self.record(&key, &outcome).await?;
+                self.report(&key, Channel::Email, outcome.clone()).await?;
             }
         }
         self.digests
-            .complete(key)
+            .complete(key, &all)
             .await
             .map_err(HandleError::transient)
+    }
+}
+
+/// The ledger key of `policy_id` for the recipient and channel of `key`.
+fn delivery(key: &DigestKey, policy_id: &str) -> DeliveryKey {
+    DeliveryKey {
+        policy_id: policy_id.to_string(),
+        recipient_id: key.recipient_id.clone(),
+        channel: key.channel.clone(),
     }
 }
 

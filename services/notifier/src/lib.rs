@@ -134,7 +134,8 @@ impl Handler for Sender {
 impl Sender {
     /// Sends the message `render` builds at most once for `key`: only the ledger lease
     /// holder sends, the outcome is recorded before anything else happens, and a delivery
-    /// found done returns its recorded outcome without sending.
+    /// found done returns its recorded outcome without sending. A message that cannot be
+    /// built is a failed delivery.
     async fn once(
         &self,
         key: &DeliveryKey,
@@ -159,12 +160,17 @@ impl Sender {
             }
             Begin::Acquired(token) => token,
         };
+        // A message that cannot be built (an address the mail library refuses) is a failed
+        // delivery, recorded like a refusal by the server: retrying cannot help.
         let sent = match render() {
             Ok(message) => {
                 self.transmit(message, &key.policy_id, &key.recipient_id)
                     .await
             }
-            Err(error) => Err(HandleError::permanent(error)),
+            Err(error) => Ok(Outcome {
+                state: OutcomeState::Failed,
+                detail: error.to_string(),
+            }),
         };
         let outcome = match sent {
             Ok(outcome) => outcome,

@@ -130,9 +130,11 @@ pub fn redact(text: &str) -> String {
     text.split(' ')
         .map(|word| match word.find('@') {
             Some(at) => {
+                // After the last character that cannot be in a mailbox (it may be wide: `：`).
                 let start = word[..at]
-                    .rfind(|c: char| !(c.is_alphanumeric() || "._%+-".contains(c)))
-                    .map_or(0, |i| i + 1);
+                    .char_indices()
+                    .rfind(|(_, c)| !(c.is_alphanumeric() || "._%+-".contains(*c)))
+                    .map_or(0, |(i, c)| i + c.len_utf8());
                 let first = word[start..at]
                     .chars()
                     .next()
@@ -197,5 +199,9 @@ mod tests {
             "550 5.1.1 <w***@example.cn>: Recipient address rejected"
         );
         assert_eq!(super::redact("421 try later"), "421 try later");
+        assert_eq!(
+            super::redact("550 用户：wang@example.cn 不存在"),
+            "550 用户：w***@example.cn 不存在"
+        );
     }
 }

@@ -12,7 +12,10 @@ pub mod document;
 mod profile;
 mod streets;
 
-use std::sync::{Arc, RwLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{Request, Response, Status};
@@ -43,7 +46,7 @@ pub use streets::YANGPU_STREETS;
 /// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/profiler")?;
-    let index = Arc::new(RwLock::new(Directory::default()));
+    let index = Arc::new(RwLock::new(Replica::default()));
     let (caught_up_tx, caught_up) = watch::channel(false);
 
     let table = {
@@ -87,16 +90,41 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     zhida_runtime::serve(vec![component], listener, shutdown).await
 }
 
-fn apply(index: &RwLock<Directory>, record: TableRecord) {
-    let mut index = index.write().unwrap_or_else(|e| e.into_inner());
+/// This replica's view of the `profiles` topic: the directory, plus the offsets of its own
+/// writes that the replay has not reached yet.
+#[derive(Default)]
+struct Replica {
+    directory: Directory,
+    /// subject → offset of the last record this replica wrote for it. A write is applied at
+    /// once (read-your-writes); replayed records older than it are skipped, or the replay
+    /// would briefly bring back the previous version and a Subscribe reading it would
+    /// write it back.
+    ahead: HashMap<String, i64>,
+}
+
+impl Replica {
+    fn wrote(&mut self, key: &str, offset: i64) {
+        self.ahead.insert(key.to_string(), offset);
+    }
+}
+
+fn apply(replica: &RwLock<Replica>, record: TableRecord) {
+    let mut replica = replica.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(&written) = replica.ahead.get(&record.key) {
+        if record.offset < written {
+            return;
+        }
+        replica.ahead.remove(&record.key);
+    }
+    let directory = &mut replica.directory;
     match record.value {
         None => {
-            index.remove(&record.key);
+            directory.remove(&record.key);
         }
         Some(bytes) => match prost::Message::decode(bytes.as_slice()) {
             Ok(ProfileUpserted {
                 profile: Some(profile),
-            }) if profile.subject_id == record.key => index.upsert(profile),
+            }) if profile.subject_id == record.key => directory.upsert(profile),
             // A table has no dead-letter topic: a record that cannot be a profile is skipped
             // loudly. Upserts are validated before they are written, so this means tampering.
             _ => tracing::error!(
@@ -108,7 +136,7 @@ fn apply(index: &RwLock<Directory>, record: TableRecord) {
 }
 
 struct PolicyMatcher {
-    index: Arc<RwLock<Directory>>,
+    index: Arc<RwLock<Replica>>,
     producer: Producer,
     caught_up: watch::Receiver<bool>,
 }
@@ -136,6 +164,7 @@ impl Handler for PolicyMatcher {
             .index
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .directory
             .resolve(&target);
         tracing::info!(
             policy_id = policy.policy_id,
@@ -246,7 +275,7 @@ fn draft_target(draft: Option<PolicyDraft>) -> Result<Target, Status> {
 }
 
 struct Profiles {
-    index: Arc<RwLock<Directory>>,
+    index: Arc<RwLock<Replica>>,
     producer: Producer,
     /// Serialises this replica's writes, so a Subscribe's read-modify-write of a profile
     /// cannot interleave with another write here. (Replicas behind one load balancer can
@@ -290,31 +319,32 @@ impl Profiles {
         }
     }
 
-    fn directory(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+    fn replica(&self) -> std::sync::RwLockReadGuard<'_, Replica> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn profile(&self, id: &str) -> Result<Profile, Status> {
-        self.directory()
+        self.replica()
+            .directory
             .get(id)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no profile {id}")))
     }
 
-    /// Appends `profile` to the `profiles` topic, then applies it here. The replay applies
-    /// the same record again shortly; applying now gives this replica read-your-writes.
+    /// Appends `profile` to the `profiles` topic, then applies it here (read-your-writes;
+    /// the replay skips what came before it, see [`Replica`]).
     async fn write(&self, profile: Profile) -> Result<(), Status> {
         let event = ProfileUpserted {
             profile: Some(profile.clone()),
         };
-        self.producer
+        let delivered = self
+            .producer
             .emit(&profile.subject_id, &event)
             .await
             .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .upsert(profile);
+        let mut replica = self.index.write().unwrap_or_else(|e| e.into_inner());
+        replica.wrote(&profile.subject_id, delivered.offset);
+        replica.directory.upsert(profile);
         Ok(())
     }
 }
@@ -332,7 +362,7 @@ impl ProfileService for Profiles {
         let Some(mut profile) = request.profile else {
             return Err(Status::invalid_argument("profile: required"));
         };
-        profile::assign_subscription_ids(&mut profile);
+        profile::assign_subscription_ids(&mut profile)?;
         let _write = self.writes.lock().await;
         self.write(profile).await?;
         Ok(Response::new(UpsertProfileResponse {}))
@@ -361,14 +391,14 @@ impl ProfileService for Profiles {
         let id = request.subject_id.as_str();
         subject_id("subject_id", id)?;
         let _write = self.writes.lock().await;
-        self.producer
+        let delivered = self
+            .producer
             .tombstone(Topic::Profiles, id)
             .await
             .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        let mut replica = self.index.write().unwrap_or_else(|e| e.into_inner());
+        replica.wrote(id, delivered.offset);
+        replica.directory.remove(id);
         Ok(Response::new(DeleteProfileResponse {}))
     }
 
@@ -476,7 +506,7 @@ impl ProfileService for Profiles {
         } else {
             request.sample_size as usize
         };
-        let resolution = self.directory().resolve(&target);
+        let resolution = self.replica().directory.resolve(&target);
         let mut distinct: Vec<&str> = resolution
             .recipients
             .iter()
@@ -510,7 +540,8 @@ impl ProfileService for Profiles {
         subject_id("subject_id", &request.subject_id)?;
         let target = draft_target(request.policy)?;
         let explanation = self
-            .directory()
+            .replica()
+            .directory
             .explain(&request.subject_id, &target)
             .ok_or_else(|| Status::not_found(format!("no profile {}", request.subject_id)))?;
         Ok(Response::new(ExplainMatchResponse {
@@ -521,5 +552,80 @@ impl ProfileService for Profiles {
             digest_channels: explanation.digest.iter().map(|c| *c as i32).collect(),
             reason: explanation.reason,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zhida_bus::EventMeta;
+    use zhida_proto::events::v1::{SubjectKind, Subscription};
+
+    use super::*;
+
+    fn version(subscriptions: &[&str]) -> Profile {
+        Profile {
+            subject_id: "c-1".into(),
+            kind: SubjectKind::Citizen as i32,
+            display_name: "王芳".into(),
+            street: "五角场街道".into(),
+            subscriptions: subscriptions
+                .iter()
+                .map(|id| Subscription {
+                    id: id.to_string(),
+                    tags: vec!["housing".into()],
+                    ..Subscription::default()
+                })
+                .collect(),
+            ..Profile::default()
+        }
+    }
+
+    fn record(profile: Option<&Profile>, offset: i64) -> TableRecord {
+        TableRecord {
+            key: "c-1".into(),
+            value: profile.map(|p| {
+                prost::Message::encode_to_vec(&ProfileUpserted {
+                    profile: Some(p.clone()),
+                })
+            }),
+            meta: EventMeta::default(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn subscriptions(replica: &RwLock<Replica>) -> Option<Vec<String>> {
+        let replica = replica.read().unwrap_or_else(|e| e.into_inner());
+        let profile = replica.directory.get("c-1")?;
+        Some(profile.subscriptions.iter().map(|s| s.id.clone()).collect())
+    }
+
+    #[test]
+    fn the_replay_never_rolls_back_this_replicas_own_writes() {
+        let replica = RwLock::new(Replica::default());
+        let (v1, v2, v3) = (version(&["a"]), version(&["a", "b"]), version(&["c"]));
+        // v1 and v2 written here (offsets 3 and 5) and applied at once.
+        for (profile, offset) in [(&v1, 3), (&v2, 5)] {
+            let mut r = replica.write().unwrap_or_else(|e| e.into_inner());
+            r.wrote("c-1", offset);
+            r.directory.upsert(profile.clone());
+        }
+        // The replay is behind: v1 must not come back over v2.
+        apply(&replica, record(Some(&v1), 3));
+        assert_eq!(subscriptions(&replica), Some(vec!["a".into(), "b".into()]));
+        apply(&replica, record(Some(&v2), 5));
+        // Another replica's later write is applied as usual.
+        apply(&replica, record(Some(&v3), 7));
+        assert_eq!(subscriptions(&replica), Some(vec!["c".into()]));
+        // A local delete is not undone by replaying the upsert before it.
+        {
+            let mut r = replica.write().unwrap_or_else(|e| e.into_inner());
+            r.wrote("c-1", 9);
+            r.directory.remove("c-1");
+        }
+        apply(&replica, record(Some(&v3), 7));
+        assert_eq!(subscriptions(&replica), None);
+        apply(&replica, record(None, 9));
+        assert_eq!(subscriptions(&replica), None);
     }
 }

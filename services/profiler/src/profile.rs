@@ -13,6 +13,9 @@ const MAX_CONTACTS: usize = 10;
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 50;
 const MAX_TAGS_PER_SUBSCRIPTION: usize = 20;
 const MAX_MEMBERSHIPS: usize = 20;
+/// A subscriber's own filter is small; with 50 subscriptions a profile stays well under
+/// Kafka's default 1 MB message limit.
+const MAX_FILTER_BYTES: usize = 4096;
 
 /// Groups the district's policies address (citizen `groups`).
 pub const GROUPS: [&str; 8] = [
@@ -285,7 +288,12 @@ pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscri
             );
         }
     }
-    if !s.filter.is_empty()
+    if s.filter.len() > MAX_FILTER_BYTES {
+        bad.add(
+            format!("{field}.filter"),
+            format!("at most {MAX_FILTER_BYTES} bytes"),
+        );
+    } else if !s.filter.is_empty()
         && let Err(e) = Rule::parse(&s.filter)
     {
         bad.add(format!("{field}.filter"), e.to_string());
@@ -429,13 +437,24 @@ pub fn subscription_id(s: &Subscription) -> String {
     format!("sub-{hash:016x}")
 }
 
-/// Gives every subscription without an id its derived one.
-pub fn assign_subscription_ids(profile: &mut Profile) {
+/// Gives every subscription without an id its derived one; then ids must be unique (two
+/// identical subscriptions derive the same id).
+pub fn assign_subscription_ids(profile: &mut Profile) -> Result<(), FieldViolations> {
     for s in &mut profile.subscriptions {
         if s.id.is_empty() {
             s.id = subscription_id(s);
         }
     }
+    let mut bad = FieldViolations::new();
+    for (i, s) in profile.subscriptions.iter().enumerate() {
+        if let Some(j) = profile.subscriptions[..i].iter().position(|t| t.id == s.id) {
+            bad.add(
+                format!("profile.subscriptions[{i}].id"),
+                format!("the same id as subscriptions[{j}] ({}); identical subscriptions get the same id", s.id),
+            );
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(bad) }
 }
 
 #[cfg(test)]
@@ -585,6 +604,19 @@ mod tests {
         );
         p.kind = SubjectKind::Enterprise as i32;
         assert_eq!(fields(&p), ["profile.enterprise"]);
+    }
+
+    #[test]
+    fn identical_subscriptions_are_one_too_many() {
+        let mut p = enterprise();
+        let s = Subscription {
+            tags: vec!["sme".into()],
+            channels: vec![Channel::Email as i32],
+            ..Subscription::default()
+        };
+        p.subscriptions = vec![s.clone(), s];
+        let bad = assign_subscription_ids(&mut p).expect_err("duplicate ids");
+        assert_eq!(bad.violations()[0].0, "profile.subscriptions[1].id");
     }
 
     #[test]

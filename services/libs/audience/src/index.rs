@@ -804,7 +804,7 @@ mod tests {
     #[test]
     fn names_survive_removal_reuse_and_compaction() {
         let mut names = Names::default();
-        let ids: Vec<String> = (0..100_000)
+        let ids: Vec<String> = (0..150_000)
             .map(|i| format!("subject-{i:06}-of-the-test-district"))
             .collect();
         let bytes: usize = ids.iter().map(String::len).sum();

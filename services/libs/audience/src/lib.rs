@@ -199,6 +199,9 @@ fn parse_object(
         if key.is_empty() {
             return error(at, "empty key");
         }
+        if key.chars().any(char::is_control) {
+            return error(at, "keys cannot contain control characters");
+        }
         let at = format!("{at}.{key}");
         path.push(key.clone());
         match value {
@@ -413,7 +416,14 @@ pub fn is_date(text: &str) -> bool {
 
 fn parse_date(text: &str) -> Option<Date> {
     let bytes = text.as_bytes();
-    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+    if bytes.len() != 10
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
+    {
         return None;
     }
     let year: i32 = text[0..4].parse().ok()?;
@@ -563,8 +573,10 @@ impl Condition {
             Condition::Prefix(p) => text.is_some_and(|t| t.starts_with(p.as_str())),
             Condition::Suffix(s) => text.is_some_and(|t| t.ends_with(s.as_str())),
             Condition::EqualsIgnoreCase(s) => text.is_some_and(|t| t.to_lowercase() == *s),
+            // Numbers beyond ±10⁹ are outside what rules compare, for every operator.
             Condition::AnythingBut(values) => {
-                (value.is_string() || value.is_number()) && !values.iter().any(|l| l.equals(value))
+                (value.is_string() || to_fixed(value).is_some())
+                    && !values.iter().any(|l| l.equals(value))
             }
             Condition::AnythingButPrefix(p) => text.is_some_and(|t| !t.starts_with(p.as_str())),
             Condition::AnythingButSuffix(s) => text.is_some_and(|t| !t.ends_with(s.as_str())),

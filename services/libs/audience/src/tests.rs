@@ -281,8 +281,10 @@ fn dates_compare_as_calendar_dates() {
             (json!({"registered_on": "2024-01-01"}), false),
             (json!({"registered_on": "2023-02-30"}), false),
             (json!({"registered_on": 20200101}), false),
+            (json!({"registered_on": "2021-+1-+5"}), false),
         ],
     );
+    assert!(!crate::is_date("+999-01-01"));
     assert!(
         rejected(r#"{"d": [{"date": [">", "2023-2-1"]}]}"#)
             .message

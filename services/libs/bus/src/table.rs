@@ -25,6 +25,8 @@ pub struct TableRecord {
     /// `None` is a tombstone.
     pub value: Option<Vec<u8>>,
     pub meta: EventMeta,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// Follows one compacted topic; see the module docs.
@@ -83,6 +85,8 @@ impl TableReader {
                         key: key.to_string(),
                         value: message.payload().map(<[u8]>::to_vec),
                         meta: EventMeta::from_headers(message.headers()),
+                        partition: message.partition(),
+                        offset: message.offset(),
                     });
                 }
                 Err(KafkaError::PartitionEOF(partition)) => {

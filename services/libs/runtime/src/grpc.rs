@@ -12,6 +12,7 @@ use std::{
     },
 };
 
+use futures::FutureExt as _;
 use tokio::net::TcpListener;
 use tonic::{Code, Status, server::NamedService, service::RoutesBuilder};
 use tonic_health::ServingStatus;
@@ -163,7 +164,19 @@ pub async fn serve(
             let failed = failed.clone();
             let component_name = component.name;
             shutdown.tracker.spawn(async move {
-                match task.await {
+                // A panic is a failure too: a consumer that died must not look healthy.
+                let result = std::panic::AssertUnwindSafe(task)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a panic".into());
+                        Err(anyhow::anyhow!("panicked: {message}"))
+                    });
+                match result {
                     Ok(()) => tracing::debug!(
                         component = component_name,
                         task = task_name,

@@ -195,8 +195,21 @@ pub async fn digests_close_into_batches_once_per_policy(digests: &dyn DigestStor
         [a.clone(), b.clone()]
     );
     assert_eq!(digests.items(&a).await.expect("items").len(), 2);
-    digests.complete(&a).await.expect("complete");
-    digests.complete(&b).await.expect("complete");
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Completing with other ids (an overtaken run) removes nothing.
+    digests
+        .complete(&a, &ids(&["p-1"]))
+        .await
+        .expect("complete");
+    assert_eq!(digests.items(&a).await.expect("items").len(), 2);
+    digests
+        .complete(&a, &ids(&["p-1", "p-2"]))
+        .await
+        .expect("complete");
+    digests
+        .complete(&b, &ids(&["p-1"]))
+        .await
+        .expect("complete");
     assert_eq!(
         digests.close().await.expect("close"),
         std::slice::from_ref(&a)
@@ -205,7 +218,10 @@ pub async fn digests_close_into_batches_once_per_policy(digests: &dyn DigestStor
         digests.items(&a).await.expect("items"),
         [("p-3".to_string(), b"three".to_vec())]
     );
-    digests.complete(&a).await.expect("complete");
+    digests
+        .complete(&a, &ids(&["p-3"]))
+        .await
+        .expect("complete");
     assert!(digests.close().await.expect("close").is_empty());
     assert!(digests.items(&b).await.expect("items").is_empty());
 }

@@ -47,6 +47,7 @@ pub trait DigestStore: Send + Sync {
     async fn close(&self) -> Result<Vec<DigestKey>>;
     /// The closed digest of `key`: `(policy_id, item)` ordered by policy id.
     async fn items(&self, key: &DigestKey) -> Result<Vec<(String, Vec<u8>)>>;
-    /// Removes the closed digest of `key`.
-    async fn complete(&self, key: &DigestKey) -> Result<()>;
+    /// Removes the closed digest of `key` if it holds exactly `policy_ids` (the ones just
+    /// sent), so a run that was overtaken cannot remove a newer closed digest.
+    async fn complete(&self, key: &DigestKey, policy_ids: &[String]) -> Result<()>;
 }

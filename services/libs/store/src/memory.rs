@@ -165,9 +165,14 @@ impl DigestStore for MemoryDigests {
             .unwrap_or_default())
     }
 
-    async fn complete(&self, key: &DigestKey) -> Result<()> {
+    async fn complete(&self, key: &DigestKey, policy_ids: &[String]) -> Result<()> {
         let mut guard = self.digests.lock().unwrap_or_else(|e| e.into_inner());
-        guard.1.remove(key);
+        let holds_exactly = guard.1.get(key).is_some_and(|digest| {
+            digest.len() == policy_ids.len() && policy_ids.iter().all(|id| digest.contains_key(id))
+        });
+        if holds_exactly {
+            guard.1.remove(key);
+        }
         Ok(())
     }
 }

@@ -217,6 +217,20 @@ static DIGEST_CLOSE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Removes a closed digest if it holds exactly the given policy ids.
+/// KEYS: closed hash, closed set. ARGV: member, policy ids….
+static DIGEST_COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HLEN', KEYS[1]) ~= #ARGV - 1 then return 0 end
+              for i = 2, #ARGV do
+                if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then return 0 end
+              end
+              redis.call('DEL', KEYS[1])
+              redis.call('SREM', KEYS[2], ARGV[1])
+              return 1",
+    )
+});
+
 /// [`DigestStore`] on Redis hashes: `<prefix>digest:open:<recipient>|<channel>` and
 /// `<prefix>digest:closed:…` (policy id → item), with the sets `<prefix>digest:open` and
 /// `<prefix>digest:closed` naming them. The close script touches keys it computes, so it
@@ -276,13 +290,14 @@ impl DigestStore for RedisDigests {
         Ok(items)
     }
 
-    async fn complete(&self, key: &DigestKey) -> Result<()> {
+    async fn complete(&self, key: &DigestKey, policy_ids: &[String]) -> Result<()> {
         let member = key.encoded();
-        let _: () = redis::pipe()
-            .atomic()
-            .del(format!("{}closed:{member}", self.prefix))
-            .srem(format!("{}closed", self.prefix), &member)
-            .query_async(&mut self.conn.clone())
+        let _: i64 = DIGEST_COMPLETE
+            .key(format!("{}closed:{member}", self.prefix))
+            .key(format!("{}closed", self.prefix))
+            .arg(&member)
+            .arg(policy_ids)
+            .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
