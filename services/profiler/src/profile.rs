@@ -60,20 +60,33 @@ pub fn is_subject_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
-/// A plausible mailbox: `local@domain.tld`, no spaces or control characters, ≤ 254 bytes.
+/// A mailbox the notifier can address: `local@domain.tld` with a dot-atom local part
+/// (RFC 5322: letters, digits and ``!#$%&'*+/=?^_`{|}~-``, dots only between them) and a
+/// domain of LDH labels, at most 254 bytes. Stricter than RFC 5322 (no quoted local parts,
+/// no address literals), so every address accepted here can be sent to.
 pub fn is_email(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else {
         return false;
     };
+    let atom = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b))
+    };
+    let label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
     address.len() <= 254
-        && (1..=64).contains(&local.len())
-        && !domain.contains('@')
+        && local.len() <= 64
+        && local.split('.').all(atom)
         && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && address.chars().all(|c| {
-            c.is_ascii_graphic() && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\\')
-        })
+        && domain.split('.').all(label)
 }
 
 /// A mainland China mobile number, optionally with `+86`.
@@ -604,6 +617,30 @@ mod tests {
         );
         p.kind = SubjectKind::Enterprise as i32;
         assert_eq!(fields(&p), ["profile.enterprise"]);
+    }
+
+    #[test]
+    fn emails_are_ones_the_notifier_can_address() {
+        for ok in [
+            "wang.fang@example.cn",
+            "hr+jobs@zhizao.example.cn",
+            "a_b-c@x.co",
+        ] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "li..qiang@example.cn",
+            ".li@example.cn",
+            "a[b@x.cn",
+            "a@x..cn",
+            "a@-x.cn",
+            "a@localhost",
+            "王@example.cn",
+            "a b@x.cn",
+            "a@b@x.cn",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
     }
 
     #[test]
