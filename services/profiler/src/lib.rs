@@ -160,12 +160,9 @@ impl Handler for PolicyMatcher {
         let target = target_of(&policy).map_err(|e| {
             HandleError::permanent(format!("policy {} audience: {e}", policy.policy_id))
         })?;
-        let resolution = self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .directory
-            .resolve(&target);
+        let resolution = resolve(&self.index, target)
+            .await
+            .map_err(HandleError::transient)?;
         tracing::info!(
             policy_id = policy.policy_id,
             deliveries = resolution.recipients.len(),
@@ -209,6 +206,23 @@ impl Handler for PolicyMatcher {
         }
         Ok(())
     }
+}
+
+/// Resolves `target` on a blocking thread: at a million profiles it takes up to a few
+/// hundred milliseconds, which must not stall an async worker.
+async fn resolve(
+    replica: &Arc<RwLock<Replica>>,
+    target: Target,
+) -> Result<Resolution, tokio::task::JoinError> {
+    let replica = replica.clone();
+    tokio::task::spawn_blocking(move || {
+        replica
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .directory
+            .resolve(&target)
+    })
+    .await
 }
 
 /// Delivery requests in flight at once per policy.
@@ -506,7 +520,9 @@ impl ProfileService for Profiles {
         } else {
             request.sample_size as usize
         };
-        let resolution = self.replica().directory.resolve(&target);
+        let resolution = resolve(&self.index, target)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let mut distinct: Vec<&str> = resolution
             .recipients
             .iter()
