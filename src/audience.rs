@@ -30,12 +30,7 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
 
     let file = std::fs::File::open(profiles)
         .map_err(|e| AudienceError::Io(format!("{}: {e}", profiles.display())))?;
-    // The district's date, as the profiler checks it.
-    let china = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
-    let today = chrono::Utc::now()
-        .with_timezone(&china)
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = zhida_profiler::today();
     let mut index = Index::default();
     let mut documents: HashMap<String, Value> = HashMap::new();
     for (number, line) in BufReader::new(file).lines().enumerate() {

@@ -81,12 +81,8 @@ pub async fn run(
 
 /// `digest-` and a stable hash (FNV-1a) of the policy ids it carries.
 fn digest_id(policy_ids: &[&str]) -> String {
-    let hash = policy_ids
-        .iter()
-        .flat_map(|id| id.bytes().chain([b'|']))
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let hash =
+        zhida_runtime::ids::stable_hash(policy_ids.iter().flat_map(|id| id.bytes().chain([b'|'])));
     format!("digest-{hash:016x}")
 }
 

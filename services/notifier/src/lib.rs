@@ -73,11 +73,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     zhida_runtime::serve(vec![component], listener, shutdown).await
 }
 
+/// Policy and recipient ids as their producers define them (up to 128 characters).
 fn is_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    zhida_runtime::ids::is_identifier(id, 128)
 }
 
 fn channel_name(channel: Channel) -> &'static str {

@@ -309,8 +309,8 @@ fn subject_id(field: &str, id: &str) -> Result<(), Status> {
     Err(bad.into())
 }
 
-/// Today in the district (UTC+8), `YYYY-MM-DD`.
-fn today() -> String {
+/// Today in the district (UTC+8), `YYYY-MM-DD`: the date profiles are checked against.
+pub fn today() -> String {
     let china = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
     chrono::Utc::now()
         .with_timezone(&china)

@@ -54,10 +54,7 @@ const MAX_EMPLOYEES: u32 = 10_000_000;
 
 /// Subject ids: 1–64 of `A-Z a-z 0-9 _ . : -` (they appear in keys and dedup ledgers).
 pub fn is_subject_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    zhida_runtime::ids::is_identifier(id, 64)
 }
 
 /// A mailbox the notifier can address: `local@domain.tld` with a dot-atom local part
@@ -443,11 +440,7 @@ pub fn subscription_id(s: &Subscription) -> String {
         text.push_str(&format!("|{channel}"));
     }
     text.push_str(&format!("|{}", s.frequency));
-    // FNV-1a: stable across versions and platforms, unlike std's hasher.
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("sub-{hash:016x}")
+    format!("sub-{:016x}", zhida_runtime::ids::stable_hash(text.bytes()))
 }
 
 /// Gives every subscription without an id its derived one; then ids must be unique (two

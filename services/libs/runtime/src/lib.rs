@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod grpc;
+pub mod ids;
 pub mod shutdown;
 pub mod telemetry;
 
