@@ -17,7 +17,7 @@ use zhida_proto::{
 use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
 
 /// Digest runs every few seconds instead of daily.
-const PERIOD: Duration = Duration::from_secs(3);
+const PERIOD: &str = "3s";
 
 fn subscriber(env: &TestEnv, id: &str, frequency: Frequency) -> Profile {
     Profile {
@@ -55,7 +55,7 @@ fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
 #[tokio::test(flavor = "multi_thread")]
 async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once() {
     let env = TestEnv::new("digest").await;
-    let server = Server::start_with("all", &env, &[("ZHIDA_DIGEST__PERIOD", "3s")]).await;
+    let server = Server::start_with("all", &env, &[("ZHIDA_DIGEST__PERIOD", PERIOD)]).await;
     let mut profiles = ProfileServiceClient::connect(server.url.clone())
         .await
         .expect("connect");
@@ -151,8 +151,19 @@ async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once
         Duration::from_secs(30),
     )
     .await;
-    // Absence can only be shown by letting runs happen: two periods.
-    tokio::time::sleep(PERIOD * 2 + Duration::from_millis(500)).await;
+    // Every redelivered request was handled: nothing waits for a digest any more, open or
+    // closed, so no later run can send one.
+    let mut redis = env.redis().await;
+    let member = format!("{}|email", daily.subject_id);
+    for state in ["open", "closed"] {
+        let key = format!("{}digest:{state}:{member}", env.key_prefix());
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        assert!(!exists, "{key} still holds policies");
+    }
     assert_eq!(
         mail_for(&daily_mail).len(),
         digests.len(),

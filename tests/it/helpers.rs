@@ -54,7 +54,7 @@ impl TestEnv {
             ("ZHIDA_KAFKA__GROUP_PREFIX", prefix.clone()),
             ("ZHIDA_KAFKA__MAX_RETRY_BACKOFF", "500ms".into()),
             ("ZHIDA_STORE__REDIS_URL", var("ZHIDA_TEST_REDIS")),
-            ("ZHIDA_STORE__KEY_PREFIX", format!("zhida-test:{id}:")),
+            ("ZHIDA_STORE__KEY_PREFIX", format!("zhida-test:{id}:")), // = key_prefix()
             ("ZHIDA_STORE__DELIVERY_LEASE", "2s".into()),
             ("ZHIDA_SMTP__HOST", smtp_host),
             ("ZHIDA_SMTP__PORT", smtp_port),
@@ -69,6 +69,20 @@ impl TestEnv {
     /// An address no other test uses.
     pub fn address(&self, name: &str) -> String {
         format!("{name}.{}@example.cn", self.id)
+    }
+
+    /// The Redis key prefix the test's servers use.
+    pub fn key_prefix(&self) -> String {
+        format!("zhida-test:{}:", self.id)
+    }
+
+    /// A connection to the Redis the test's servers use.
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(var("ZHIDA_TEST_REDIS"))
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis reachable")
     }
 
     pub fn topic(&self, topic: Topic) -> String {
