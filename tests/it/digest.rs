@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use zhida_bus::Topic;
 use zhida_proto::{
-    events::v1::{Channel, Contact, DeliveryState, Frequency, Profile, SubjectKind, Subscription},
+    events::v1::{Channel, DeliveryState, Frequency, Profile},
     notification::v1::{
         GetDeliveryStatusRequest, notification_service_client::NotificationServiceClient,
     },
@@ -14,30 +14,16 @@ use zhida_proto::{
     profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
 };
 
-use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
+use crate::helpers::{Server, TestEnv, citizen, eventually, mail_for, wait_until_consumed};
 
 /// Digest runs every few seconds instead of daily.
 const PERIOD: &str = "3s";
 
+/// A subscriber of `housing` who wants it at once or in the daily digest.
 fn subscriber(env: &TestEnv, id: &str, frequency: Frequency) -> Profile {
-    Profile {
-        subject_id: format!("{id}-{}", env.id),
-        kind: SubjectKind::Citizen as i32,
-        display_name: id.into(),
-        street: "长白新村街道".into(),
-        contacts: vec![Contact {
-            channel: Channel::Email as i32,
-            address: env.address(id),
-            consent: true,
-        }],
-        subscriptions: vec![Subscription {
-            tags: vec!["housing".into()],
-            channels: vec![Channel::Email as i32],
-            frequency: frequency as i32,
-            ..Subscription::default()
-        }],
-        details: None,
-    }
+    let mut profile = citizen(env, id, id, &["housing"], true);
+    profile.subscriptions[0].frequency = frequency as i32;
+    profile
 }
 
 fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {

@@ -7,42 +7,12 @@ use std::time::Duration;
 use prost::Message as _;
 use zhida_bus::Topic;
 use zhida_proto::{
-    events::v1::{
-        Channel, Citizen, Contact, DeliveryStatusChanged, Profile, SubjectKind, Subscription,
-        profile::Details,
-    },
+    events::v1::{DeliveryStatusChanged, Profile, profile::Details},
     policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
     profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
 };
 
-use crate::helpers::{Server, TestEnv, count_records, eventually, mail_for};
-
-fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool) -> Profile {
-    Profile {
-        details: Some(Details::Citizen(Citizen {
-            birth_year: 1990,
-            ..Citizen::default()
-        })),
-        subject_id: format!("{id}-{}", env.id),
-        kind: SubjectKind::Citizen as i32,
-        display_name: name.into(),
-        street: "五角场街道".into(),
-        contacts: vec![Contact {
-            channel: Channel::Email as i32,
-            address: env.address(id),
-            consent,
-        }],
-        subscriptions: if tags.is_empty() {
-            vec![]
-        } else {
-            vec![Subscription {
-                tags: tags.iter().map(|t| t.to_string()).collect(),
-                channels: vec![Channel::Email as i32],
-                ..Subscription::default()
-            }]
-        },
-    }
-}
+use crate::helpers::{Server, TestEnv, citizen, count_records, eventually, mail_for};
 
 fn graduate(mut profile: Profile) -> Profile {
     if let Some(Details::Citizen(c)) = &mut profile.details {

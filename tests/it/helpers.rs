@@ -15,6 +15,9 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use zhida_bus::{Topic, Topics};
+use zhida_proto::events::v1::{
+    Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details,
+};
 use zhida_runtime::config::KafkaConfig;
 
 fn var(name: &str) -> String {
@@ -356,5 +359,34 @@ pub async fn wait_until_consumed(env: &TestEnv, group: &str, topic: Topic, withi
             "group {group} still lags on {topic} after {within:?}: {lag:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A citizen of 五角场街道 born 1990, reachable by email at `env.address(id)` (with or
+/// without consent), subscribed to `tags` (no subscription when empty).
+pub fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool) -> Profile {
+    Profile {
+        details: Some(Details::Citizen(Citizen {
+            birth_year: 1990,
+            ..Citizen::default()
+        })),
+        subject_id: format!("{id}-{}", env.id),
+        kind: SubjectKind::Citizen as i32,
+        display_name: name.into(),
+        street: "五角场街道".into(),
+        contacts: vec![Contact {
+            channel: Channel::Email as i32,
+            address: env.address(id),
+            consent,
+        }],
+        subscriptions: if tags.is_empty() {
+            vec![]
+        } else {
+            vec![Subscription {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                channels: vec![Channel::Email as i32],
+                ..Subscription::default()
+            }]
+        },
     }
 }
