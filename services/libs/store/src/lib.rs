@@ -3,19 +3,24 @@
 //!
 //! - [`DeliveryLedger`]: the notifier's exactly-once gate per (policy, recipient, channel);
 //! - [`Feed`]: an append-only, idempotent, cursor-paged feed (the relay's "政府+" feed);
-//! - [`DigestStore`]: policies waiting for a recipient's daily digest.
+//! - [`DigestStore`]: policies waiting for a recipient's daily digest;
+//! - [`WriteLeases`]: one writer at a time per key, handing on where its last write landed.
 
 pub mod contract;
 mod digest;
 mod feed;
 mod ledger;
+mod lease;
 mod memory;
 mod redis_store;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 pub use digest::{DigestKey, DigestStore};
 pub use feed::{Feed, FeedEntry, FeedReadError};
+pub use lease::{
+    LAST_WRITE_TTL, Lease, LogPosition, MemoryWriteLeases, RedisWriteLeases, WriteLeases,
+};
 pub use ledger::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Status};
 pub use memory::{MemoryDigests, MemoryFeed, MemoryLedger};
 pub use redis_store::{RedisDigests, RedisFeed, RedisLedger};
@@ -75,6 +80,17 @@ impl Stores {
         }
     }
 
+    /// Write leases under `<key_prefix><name>:`.
+    pub fn write_leases(&self, name: &str) -> Arc<dyn WriteLeases> {
+        match &self.redis {
+            Some(conn) => Arc::new(RedisWriteLeases::new(
+                conn.clone(),
+                &format!("{}{name}:", self.config.key_prefix),
+            )),
+            None => Arc::new(MemoryWriteLeases::default()),
+        }
+    }
+
     pub fn feed(&self, name: &str) -> Arc<dyn Feed> {
         match &self.redis {
             Some(conn) => Arc::new(RedisFeed::new(
@@ -84,4 +100,9 @@ impl Stores {
             None => Arc::new(MemoryFeed::default()),
         }
     }
+}
+
+/// A duration in whole milliseconds for Redis `PX`, at least 1.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

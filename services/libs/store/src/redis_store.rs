@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use redis::{Script, aio::ConnectionManager, streams::StreamRangeReply};
 
 use crate::{
-    Result,
+    Result, millis,
     digest::{DigestKey, DigestStore},
     feed::{Feed, FeedEntry, FeedReadError},
     ledger::{self, Begin, DeliveryKey, DeliveryLedger, IN_FLIGHT, Outcome, Status},
@@ -69,10 +69,6 @@ impl RedisLedger {
     fn key(&self, key: &DeliveryKey) -> String {
         format!("{}{}", self.prefix, key.encoded())
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 #[async_trait]

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use zhida_store::{
-    MemoryDigests, MemoryFeed, MemoryLedger, RedisDigests, RedisFeed, RedisLedger, contract,
+    MemoryDigests, MemoryFeed, MemoryLedger, MemoryWriteLeases, RedisDigests, RedisFeed,
+    RedisLedger, RedisWriteLeases, contract,
 };
 
 async fn redis() -> (redis::aio::ConnectionManager, String) {
@@ -68,4 +69,36 @@ async fn memory_digests_close_into_batches_once_per_policy() {
 async fn redis_digests_close_into_batches_once_per_policy() {
     let (conn, prefix) = redis().await;
     contract::digests_close_into_batches_once_per_policy(&RedisDigests::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
+async fn memory_leases_serialise_writers_and_hand_on_the_last_write() {
+    contract::leases_serialise_writers_and_hand_on_the_last_write(&MemoryWriteLeases::default())
+        .await;
+}
+
+#[tokio::test]
+async fn redis_leases_serialise_writers_and_hand_on_the_last_write() {
+    let (conn, prefix) = redis().await;
+    contract::leases_serialise_writers_and_hand_on_the_last_write(&RedisWriteLeases::new(
+        conn, &prefix,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn memory_write_lease_expires_and_its_late_release_records_nothing() {
+    contract::write_lease_expires_and_its_late_release_records_nothing(
+        &MemoryWriteLeases::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_write_lease_expires_and_its_late_release_records_nothing() {
+    let (conn, prefix) = redis().await;
+    contract::write_lease_expires_and_its_late_release_records_nothing(&RedisWriteLeases::new(
+        conn, &prefix,
+    ))
+    .await;
 }
