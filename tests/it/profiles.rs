@@ -1,6 +1,7 @@
 //! The profiler's API against a real broker: field-by-field validation, subscriptions,
-//! explain and preview, a restart that replays the compacted `profiles` topic, and a
-//! delete that leaves a tombstone and survives the next restart.
+//! explain and preview, a restart that replays the compacted `profiles` topic, a delete
+//! that leaves a tombstone and survives the next restart, and two replicas taking writes
+//! for the same subjects at once.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use zhida_proto::{
     },
 };
 
-use crate::helpers::{Server, TestEnv, has_tombstone};
+use crate::helpers::{Server, TestEnv, citizen, has_tombstone};
 
 fn credit_code(organisation: &str) -> String {
     zhida_profiler::credit_code(&format!("91310110{organisation}")).expect("17 code characters")
@@ -278,4 +279,118 @@ async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everyw
         preview.audience_matches, 0,
         "the deleted profile matches nothing"
     );
+}
+
+/// Two replicas behind one load balancer: Subscribe calls for the same subjects race
+/// across them, and every acknowledged subscription is kept, as both replicas see it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_profiler_replicas_racing_subscribes_keep_every_acknowledged_subscription() {
+    const SUBJECTS: usize = 3;
+    const PER_SUBJECT: usize = 16;
+    let env = TestEnv::new("replicas").await;
+    let replicas = [
+        Server::start("profiler", &env).await,
+        Server::start("profiler", &env).await,
+    ];
+    let mut clients = Vec::new();
+    for replica in &replicas {
+        clients.push(
+            ProfileServiceClient::connect(replica.url.clone())
+                .await
+                .expect("connect"),
+        );
+    }
+    let profiles: Vec<_> = (0..SUBJECTS)
+        .map(|i| citizen(&env, &format!("c{i}"), "张伟", &[], true))
+        .collect();
+    let subjects: Vec<String> = profiles.iter().map(|p| p.subject_id.clone()).collect();
+    for (i, profile) in profiles.into_iter().enumerate() {
+        clients[i % 2]
+            .clone()
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some(profile),
+            })
+            .await
+            .expect("upsert");
+    }
+
+    // Both replicas know every profile before the race starts.
+    for client in &clients {
+        for subject in &subjects {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let request = GetProfileRequest {
+                subject_id: subject.clone(),
+            };
+            while let Err(status) = client.clone().get_profile(request.clone()).await {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{subject} never replayed: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    // Every subscription at once, alternating replicas.
+    let tags = ["employment", "housing", "sme", "tech-innovation"];
+    let (clients_by_turn, subjects_ref) = (&clients, &subjects);
+    let calls = (0..PER_SUBJECT).flat_map(|n| {
+        subjects_ref.iter().enumerate().map(move |(i, subject)| {
+            let mut client = clients_by_turn[(i + n + 1) % 2].clone();
+            let request = SubscribeRequest {
+                subject_id: subject.clone(),
+                subscription: Some(Subscription {
+                    id: format!("sub-{n}"),
+                    tags: vec![tags[n % tags.len()].into()],
+                    channels: vec![Channel::Email as i32],
+                    ..Subscription::default()
+                }),
+            };
+            async move {
+                let result = client.subscribe(request.clone()).await;
+                (request.subject_id, format!("sub-{n}"), result)
+            }
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut acknowledged: Vec<(String, String)> = Vec::new();
+    for (subject, id, result) in results {
+        match result {
+            Ok(_) => acknowledged.push((subject, id)),
+            Err(status) => panic!("Subscribe {subject}/{id} failed: {status:?}"),
+        }
+    }
+    assert_eq!(acknowledged.len(), SUBJECTS * PER_SUBJECT);
+
+    for (r, client) in clients.iter().enumerate() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut listed = Vec::new();
+            for subject in &subjects {
+                let subscriptions = client
+                    .clone()
+                    .list_subscriptions(ListSubscriptionsRequest {
+                        subject_id: subject.clone(),
+                    })
+                    .await
+                    .expect("list")
+                    .into_inner()
+                    .subscriptions;
+                listed.extend(subscriptions.into_iter().map(|s| (subject.clone(), s.id)));
+            }
+            let missing: Vec<_> = acknowledged
+                .iter()
+                .filter(|a| !listed.contains(a))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replica {r} lost {} acknowledged subscriptions: {missing:?}",
+                missing.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

@@ -15,9 +15,13 @@ mod streets;
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
+    time::{Duration, Instant},
 };
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
 use tonic::{Request, Response, Status};
 use zhida_audience::Rule;
 use zhida_bus::{
@@ -35,6 +39,7 @@ use zhida_proto::{
     },
 };
 use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
+use zhida_store::{Lease, LogPosition, Stores, WriteLeases};
 
 pub use directory::{Directory, Explanation, Recipient, Resolution, Target};
 pub use profile::{
@@ -46,14 +51,21 @@ pub use streets::YANGPU_STREETS;
 /// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/profiler")?;
+    let leases = Stores::open(&config.store)
+        .await?
+        .write_leases("profile-writes");
     let index = Arc::new(RwLock::new(Replica::default()));
+    let replayed = Arc::new(Notify::new());
     let (caught_up_tx, caught_up) = watch::channel(false);
 
     let table = {
-        let index = index.clone();
+        let (index, replayed) = (index.clone(), replayed.clone());
         let reader = TableReader::new(&config.kafka, Topic::Profiles);
         reader.run(
-            move |record| apply(&index, record),
+            move |record| {
+                apply(&index, record);
+                replayed.notify_waiters();
+            },
             caught_up_tx,
             shutdown.token.clone(),
         )
@@ -75,8 +87,10 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     Ok(Component::new("profiler")
         .grpc(ProfileServiceServer::new(Profiles {
             index,
+            replayed,
             producer,
-            writes: tokio::sync::Mutex::new(()),
+            leases,
+            lease_ttl: config.kafka.produce_timeout + LEASE_SLACK,
             caught_up: caught_up.clone(),
         }))
         .ready_when(caught_up)
@@ -100,16 +114,31 @@ struct Replica {
     /// would briefly bring back the previous version and a Subscribe reading it would
     /// write it back.
     ahead: HashMap<String, i64>,
+    /// partition → offset of the last record the replay has passed.
+    replayed: HashMap<i32, i64>,
 }
 
 impl Replica {
     fn wrote(&mut self, key: &str, offset: i64) {
         self.ahead.insert(key.to_string(), offset);
     }
+
+    /// Whether this replica's copy of `key` includes the write that landed `at`: the replay
+    /// passed it, or this replica wrote it (or a later version) itself.
+    fn has_seen(&self, key: &str, at: LogPosition) -> bool {
+        self.replayed
+            .get(&at.partition)
+            .is_some_and(|&offset| offset >= at.offset)
+            || self
+                .ahead
+                .get(key)
+                .is_some_and(|&offset| offset >= at.offset)
+    }
 }
 
 fn apply(replica: &RwLock<Replica>, record: TableRecord) {
     let mut replica = replica.write().unwrap_or_else(|e| e.into_inner());
+    replica.replayed.insert(record.partition, record.offset);
     if let Some(&written) = replica.ahead.get(&record.key) {
         if record.offset < written {
             return;
@@ -290,11 +319,13 @@ fn draft_target(draft: Option<PolicyDraft>) -> Result<Target, Status> {
 
 struct Profiles {
     index: Arc<RwLock<Replica>>,
+    /// Woken whenever the replay applied a record.
+    replayed: Arc<Notify>,
     producer: Producer,
-    /// Serialises this replica's writes, so a Subscribe's read-modify-write of a profile
-    /// cannot interleave with another write here. (Replicas behind one load balancer can
-    /// still race; see the README's known limits.)
-    writes: tokio::sync::Mutex<()>,
+    /// One writer per subject across every replica; see [`Profiles::change`].
+    leases: Arc<dyn WriteLeases>,
+    /// `kafka.produce_timeout` + [`LEASE_SLACK`].
+    lease_ttl: Duration,
     /// True once the `profiles` replay caught up: before, reads would miss profiles and a
     /// Subscribe's read-modify-write would overwrite them.
     caught_up: watch::Receiver<bool>,
@@ -319,7 +350,22 @@ pub fn today() -> String {
 }
 
 /// How long an RPC waits for the replay before answering UNAVAILABLE.
-const LOADING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const LOADING_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a write waits for its subject's lease (held by a concurrent write on this or
+/// another replica) before answering ABORTED.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// A write lease lasts the producer's timeout plus this. A writer appends only while at
+/// least the producer's timeout plus half of this is left, so an append that the broker
+/// acknowledges lands while the lease is held, with time left to release it.
+const LEASE_SLACK: Duration = Duration::from_secs(10);
+
+/// A change a write makes to a subject's profile.
+enum Change {
+    Put(Box<Profile>),
+    Delete,
+}
 
 impl Profiles {
     /// Waits (briefly) until the directory holds every profile of the topic.
@@ -345,21 +391,134 @@ impl Profiles {
             .ok_or_else(|| Status::not_found(format!("no profile {id}")))
     }
 
-    /// Appends `profile` to the `profiles` topic, then applies it here (read-your-writes;
-    /// the replay skips what came before it, see [`Replica`]).
-    async fn write(&self, profile: Profile) -> Result<(), Status> {
-        let event = ProfileUpserted {
-            profile: Some(profile.clone()),
+    /// Read-modify-write of one subject's profile, safe with any number of replicas:
+    ///
+    /// 1. take the subject's write lease (one writer per subject across replicas);
+    /// 2. wait until this replica has replayed the previous writer's append, wherever it
+    ///    was made, so `decide` sees the latest profile;
+    /// 3. append what `decide` returns to `profiles`, apply it here (read-your-writes; the
+    ///    replay skips what came before it, see [`Replica`]);
+    /// 4. release the lease, recording where the append landed for the next writer.
+    ///
+    /// A writer that dies holding the lease blocks the subject's writes until it expires.
+    async fn change<T>(
+        &self,
+        subject: &str,
+        decide: impl FnOnce(Option<&Profile>) -> Result<(Change, T), Status>,
+    ) -> Result<T, Status> {
+        let lease = self.lease(subject).await?;
+        let taken = Instant::now();
+        let result = self.change_leased(subject, &lease, taken, decide).await;
+        let written = result.as_ref().ok().map(|(at, _)| *at);
+        match self.leases.release(subject, &lease.token, written).await {
+            Ok(true) => {}
+            Ok(false) if written.is_some() => {
+                tracing::warn!(subject, "write lease expired before the write was released");
+                return Err(Status::aborted(
+                    "the profile's write lease expired before the write was confirmed; retry",
+                ));
+            }
+            Ok(false) => {}
+            Err(error) if written.is_some() => {
+                tracing::warn!(%error, subject, "write lease not released after a write");
+                return Err(Status::unavailable(
+                    "the write could not be confirmed to other replicas; retry",
+                ));
+            }
+            Err(error) => tracing::warn!(%error, subject, "write lease not released"),
+        }
+        result.map(|(_, value)| value)
+    }
+
+    async fn change_leased<T>(
+        &self,
+        subject: &str,
+        lease: &Lease,
+        taken: Instant,
+        decide: impl FnOnce(Option<&Profile>) -> Result<(Change, T), Status>,
+    ) -> Result<(LogPosition, T), Status> {
+        if let Some(at) = lease.last_write {
+            self.replayed_to(subject, at).await?;
+        }
+        let (change, value) = decide(self.replica().directory.get(subject))?;
+        if taken.elapsed() > LEASE_SLACK / 2 {
+            return Err(Status::aborted(
+                "the profile's write lease is about to expire; retry",
+            ));
+        }
+        let unavailable = |error: zhida_bus::ProduceError| {
+            tracing::warn!(%error, subject, "profile write not acknowledged");
+            Status::unavailable("the profiles log is unavailable; retry")
         };
-        let delivered = self
-            .producer
-            .emit(&profile.subject_id, &event)
-            .await
-            .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
+        let delivered = match &change {
+            Change::Put(profile) => {
+                let event = ProfileUpserted {
+                    profile: Some(Profile::clone(profile)),
+                };
+                self.producer.emit(subject, &event).await
+            }
+            Change::Delete => self.producer.tombstone(Topic::Profiles, subject).await,
+        }
+        .map_err(unavailable)?;
         let mut replica = self.index.write().unwrap_or_else(|e| e.into_inner());
-        replica.wrote(&profile.subject_id, delivered.offset);
-        replica.directory.upsert(profile);
-        Ok(())
+        replica.wrote(subject, delivered.offset);
+        match change {
+            Change::Put(profile) => replica.directory.upsert(*profile),
+            Change::Delete => {
+                replica.directory.remove(subject);
+            }
+        }
+        let at = LogPosition {
+            partition: delivered.partition,
+            offset: delivered.offset,
+        };
+        Ok((at, value))
+    }
+
+    /// Takes `subject`'s write lease, waiting for a concurrent writer up to [`LEASE_WAIT`].
+    async fn lease(&self, subject: &str) -> Result<Lease, Status> {
+        let deadline = Instant::now() + LEASE_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.leases.acquire(subject, self.lease_ttl).await {
+                Ok(Some(lease)) => return Ok(lease),
+                Ok(None) if Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Ok(None) => {
+                    return Err(Status::aborted(
+                        "another write of this profile is in progress; retry",
+                    ));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, subject, "write lease store unavailable");
+                    return Err(Status::unavailable(
+                        "profile writes are unavailable right now; retry",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Waits until this replica has seen the write that landed `at`.
+    async fn replayed_to(&self, subject: &str, at: LogPosition) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + LOADING_WAIT;
+        loop {
+            // Registered before the check, so a record applied in between still wakes us.
+            let replayed = self.replayed.notified();
+            tokio::pin!(replayed);
+            replayed.as_mut().enable();
+            if self.replica().has_seen(subject, at) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, replayed).await.is_err() {
+                tracing::warn!(subject, %at, "replay has not reached the last write");
+                return Err(Status::unavailable(
+                    "this replica has not yet replayed the profile's last write; retry",
+                ));
+            }
+        }
     }
 }
 
@@ -377,8 +536,9 @@ impl ProfileService for Profiles {
             return Err(Status::invalid_argument("profile: required"));
         };
         profile::assign_subscription_ids(&mut profile)?;
-        let _write = self.writes.lock().await;
-        self.write(profile).await?;
+        let subject = profile.subject_id.clone();
+        self.change(&subject, |_| Ok((Change::Put(Box::new(profile)), ())))
+            .await?;
         Ok(Response::new(UpsertProfileResponse {}))
     }
 
@@ -404,15 +564,7 @@ impl ProfileService for Profiles {
         let request = request.into_inner();
         let id = request.subject_id.as_str();
         subject_id("subject_id", id)?;
-        let _write = self.writes.lock().await;
-        let delivered = self
-            .producer
-            .tombstone(Topic::Profiles, id)
-            .await
-            .map_err(|_| Status::unavailable("the profiles log is unavailable; retry"))?;
-        let mut replica = self.index.write().unwrap_or_else(|e| e.into_inner());
-        replica.wrote(id, delivered.offset);
-        replica.directory.remove(id);
+        self.change(id, |_| Ok((Change::Delete, ()))).await?;
         Ok(Response::new(DeleteProfileResponse {}))
     }
 
@@ -449,24 +601,29 @@ impl ProfileService for Profiles {
         if subscription.id.is_empty() {
             subscription.id = profile::subscription_id(&subscription);
         }
-        let _write = self.writes.lock().await;
-        let mut profile = self.profile(&request.subject_id)?;
-        let full = profile.subscriptions.len() >= profile::MAX_SUBSCRIPTIONS;
-        match profile
-            .subscriptions
-            .iter_mut()
-            .find(|s| s.id == subscription.id)
-        {
-            Some(existing) => *existing = subscription.clone(),
-            None if full => {
-                return Err(Status::failed_precondition(format!(
-                    "the profile already has {} subscriptions, the most it may have",
-                    profile::MAX_SUBSCRIPTIONS
-                )));
+        let subject = request.subject_id.as_str();
+        self.change(subject, |current| {
+            let mut profile = current
+                .cloned()
+                .ok_or_else(|| Status::not_found(format!("no profile {subject}")))?;
+            let full = profile.subscriptions.len() >= profile::MAX_SUBSCRIPTIONS;
+            match profile
+                .subscriptions
+                .iter_mut()
+                .find(|s| s.id == subscription.id)
+            {
+                Some(existing) => *existing = subscription.clone(),
+                None if full => {
+                    return Err(Status::failed_precondition(format!(
+                        "the profile already has {} subscriptions, the most it may have",
+                        profile::MAX_SUBSCRIPTIONS
+                    )));
+                }
+                None => profile.subscriptions.push(subscription.clone()),
             }
-            None => profile.subscriptions.push(subscription.clone()),
-        }
-        self.write(profile).await?;
+            Ok((Change::Put(Box::new(profile)), ()))
+        })
+        .await?;
         Ok(Response::new(SubscribeResponse {
             subscription: Some(subscription),
         }))
@@ -487,19 +644,24 @@ impl ProfileService for Profiles {
             bad.add("subscription_id", "required: 1–64 of A-Z a-z 0-9 _ . : -");
         }
         bad.into_result()?;
-        let _write = self.writes.lock().await;
-        let mut profile = self.profile(&request.subject_id)?;
-        let before = profile.subscriptions.len();
-        profile
-            .subscriptions
-            .retain(|s| s.id != request.subscription_id);
-        if profile.subscriptions.len() == before {
-            return Err(Status::not_found(format!(
-                "profile {} has no subscription {}",
-                request.subject_id, request.subscription_id
-            )));
-        }
-        self.write(profile).await?;
+        let subject = request.subject_id.as_str();
+        self.change(subject, |current| {
+            let mut profile = current
+                .cloned()
+                .ok_or_else(|| Status::not_found(format!("no profile {subject}")))?;
+            let before = profile.subscriptions.len();
+            profile
+                .subscriptions
+                .retain(|s| s.id != request.subscription_id);
+            if profile.subscriptions.len() == before {
+                return Err(Status::not_found(format!(
+                    "profile {subject} has no subscription {}",
+                    request.subscription_id
+                )));
+            }
+            Ok((Change::Put(Box::new(profile)), ()))
+        })
+        .await?;
         Ok(Response::new(UnsubscribeResponse {}))
     }
 
