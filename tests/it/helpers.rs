@@ -274,6 +274,56 @@ pub async fn count_records(
     seen
 }
 
+/// The headers of a record read back from the broker.
+#[derive(Debug)]
+pub struct ReadRecord {
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ReadRecord {
+    /// The first header named `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
+    }
+}
+
+/// Reads `topic` from the beginning and returns the headers of the records whose payload
+/// satisfies `matches`, once `expected` were seen or `within` has passed.
+pub async fn read_records(
+    env: &TestEnv,
+    topic: Topic,
+    expected: usize,
+    within: Duration,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Vec<ReadRecord> {
+    use rdkafka::message::Headers as _;
+    let consumer = reader(env, topic);
+    let deadline = tokio::time::Instant::now() + within;
+    let mut records = Vec::new();
+    while records.len() < expected {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Ok(message)) if message.payload().is_some_and(&matches) => {
+                let headers = message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                records.push(ReadRecord { headers });
+            }
+            Ok(_) => {}
+        }
+    }
+    records
+}
+
 /// A consumer of `topic` from its first record, in a group of its own.
 fn reader(env: &TestEnv, topic: Topic) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()

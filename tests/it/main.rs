@@ -11,3 +11,4 @@ mod e2e;
 mod helpers;
 mod profiles;
 mod serve;
+mod trace;

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use opentelemetry::propagation::{Extractor, Injector};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::topics::Topic;
 
@@ -109,7 +108,8 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Builds the binary-mode headers for a new event, injecting the current span's context.
+/// Builds the binary-mode headers for a new event, injecting the current trace context
+/// ([`zhida_runtime::telemetry::current_context`]).
 pub(crate) fn new_headers(id: &str, ty: &str, source: &str) -> OwnedHeaders {
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut headers = OwnedHeaders::new()
@@ -138,7 +138,7 @@ pub(crate) fn new_headers(id: &str, ty: &str, source: &str) -> OwnedHeaders {
             value: Some(PROTOBUF),
         });
     let mut injected = TraceInjector(Vec::new());
-    let context = tracing::Span::current().context();
+    let context = zhida_runtime::telemetry::current_context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut injected));
     for (key, value) in injected.0 {
         headers = headers.insert(Header {

@@ -212,10 +212,16 @@ impl Default for SmtpConfig {
     }
 }
 
+/// Logs and traces. The two are filtered independently (see [`crate::telemetry`]):
+/// `log_filter` decides what is logged, never which spans exist. Tracing always takes every
+/// `INFO`+ span of Zhida's own crates and every `WARN`+ event, so each record on the bus
+/// carries a `traceparent` and one trace follows a policy to each delivery, even with
+/// `log_filter = "error"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
-    /// `tracing` filter directives, e.g. `info,zhida_bus=debug`.
+    /// `tracing` filter directives for the logs, e.g. `info,zhida_bus=debug`. It does not
+    /// affect tracing: raising it to `warn` or `error` keeps trace context flowing.
     pub log_filter: String,
     /// Log as JSON lines (for collectors) instead of human-readable text.
     pub log_json: bool,
