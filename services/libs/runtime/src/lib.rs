@@ -2,6 +2,7 @@
 //! shutdown, a gRPC host with health and reflection, and the mapping of errors to `Status`.
 
 pub mod config;
+pub mod district;
 pub mod grpc;
 pub mod ids;
 pub mod shutdown;
