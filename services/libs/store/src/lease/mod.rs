@@ -12,6 +12,7 @@
 //! append by the producer's timeout). A release that finds the lease gone reports it, so
 //! the caller can tell its client the write may have raced another.
 
+pub mod contract;
 mod memory;
 mod redis;
 

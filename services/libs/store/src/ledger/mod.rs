@@ -6,10 +6,15 @@
 //! take it again. A holder that dies loses its lease after `lease`, and a redelivered
 //! request takes it over.
 
+pub mod contract;
+mod memory;
+mod redis;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::{memory::MemoryLedger, redis::RedisLedger};
 use crate::Result;
 
 /// Identifies one delivery. Components must not contain `|`.
@@ -71,10 +76,10 @@ pub trait DeliveryLedger: Send + Sync {
     async fn status(&self, key: &DeliveryKey) -> Result<Option<Status>>;
 }
 
-pub(crate) const IN_FLIGHT: &str = "inflight:";
+const IN_FLIGHT: &str = "inflight:";
 
 /// Ledger values: `inflight:<token>`, `sent:<detail>` or `failed:<detail>`.
-pub(crate) fn parse(value: &str) -> Status {
+fn parse(value: &str) -> Status {
     if value.starts_with(IN_FLIGHT) {
         return Status::InFlight;
     }
@@ -90,7 +95,7 @@ pub(crate) fn parse(value: &str) -> Status {
     })
 }
 
-pub(crate) fn render(outcome: &Outcome) -> String {
+fn render(outcome: &Outcome) -> String {
     let state = match outcome.state {
         OutcomeState::Sent => "sent",
         OutcomeState::Failed => "failed",

@@ -1,7 +1,12 @@
 //! An append-only feed with cursor paging, idempotent per entry id.
 
+pub mod contract;
+mod memory;
+mod redis;
+
 use async_trait::async_trait;
 
+pub use self::{memory::MemoryFeed, redis::RedisFeed};
 use crate::Result;
 
 /// One item in a feed.

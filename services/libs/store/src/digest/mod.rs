@@ -10,8 +10,13 @@
 //! the closed digest is not added to the open one again, so a redelivered request cannot
 //! put it into a second digest.
 
+pub mod contract;
+mod memory;
+mod redis;
+
 use async_trait::async_trait;
 
+pub use self::{memory::MemoryDigests, redis::RedisDigests};
 use crate::Result;
 
 /// Whose digest. Components must not contain `|`.
@@ -28,7 +33,7 @@ impl DigestKey {
         format!("{}|{}", self.recipient_id, self.channel)
     }
 
-    pub(crate) fn decode(text: &str) -> Option<Self> {
+    fn decode(text: &str) -> Option<Self> {
         let (recipient_id, channel) = text.split_once('|')?;
         Some(Self {
             recipient_id: recipient_id.into(),

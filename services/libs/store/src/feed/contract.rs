@@ -1,0 +1,41 @@
+//! The feed's contract: what both [`Feed`] implementations must do.
+
+use super::{Feed, FeedReadError};
+
+/// Appends are idempotent per id; paging by cursor returns each entry once, in order.
+pub async fn feed_pages_by_cursor_and_ignores_duplicates(feed: &dyn Feed) {
+    assert!(feed.read(None, 10).await.expect("read").is_empty());
+    for i in 0..5 {
+        assert!(
+            feed.append(&format!("p-{i}"), format!("item {i}").as_bytes())
+                .await
+                .expect("append")
+        );
+    }
+    assert!(
+        !feed.append("p-2", b"again").await.expect("append"),
+        "a duplicate id is not appended"
+    );
+
+    let first = feed.read(None, 2).await.expect("read");
+    assert_eq!(
+        first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p-0", "p-1"]
+    );
+    let rest = feed.read(Some(&first[1].cursor), 10).await.expect("read");
+    assert_eq!(
+        rest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p-2", "p-3", "p-4"]
+    );
+    assert_eq!(rest[0].payload, b"item 2");
+    assert!(
+        feed.read(Some(&rest[2].cursor), 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(matches!(
+        feed.read(Some("not a cursor"), 10).await,
+        Err(FeedReadError::InvalidCursor(_))
+    ));
+}
