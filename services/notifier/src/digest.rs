@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 use zhida_bus::HandleError;
-use zhida_proto::events::v1::{Channel, DeliveryRequested};
+use zhida_proto::events::v1::DeliveryRequested;
 use zhida_runtime::config::DigestConfig;
 use zhida_store::{DeliveryKey, DigestKey};
 
@@ -131,7 +131,7 @@ impl Sender {
             for request in &pending {
                 let key = delivery(key, &request.policy_id);
                 self.record(&key, &outcome).await?;
-                self.report(&key, Channel::Email, outcome.clone()).await?;
+                self.report(&key, outcome.clone()).await?;
             }
         }
         self.digests
@@ -146,7 +146,7 @@ fn delivery(key: &DigestKey, policy_id: &str) -> DeliveryKey {
     DeliveryKey {
         policy_id: policy_id.to_string(),
         recipient_id: key.recipient_id.clone(),
-        channel: key.channel.clone(),
+        channel: key.channel,
     }
 }
 

@@ -78,15 +78,6 @@ fn is_id(id: &str) -> bool {
     zhida_runtime::ids::is_identifier(id, 128)
 }
 
-fn channel_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Email => "email",
-        Channel::Sms => "sms",
-        Channel::Inbox => "inbox",
-        Channel::Unspecified => "unspecified",
-    }
-}
-
 #[derive(Clone)]
 struct Sender {
     ledger: Arc<dyn DeliveryLedger>,
@@ -111,21 +102,21 @@ impl Handler for Sender {
         if channel != Channel::Email {
             return Err(HandleError::permanent(format!(
                 "channel {} is not delivered by this notifier",
-                channel_name(channel)
+                zhida_store::channel_segment(channel)
             )));
         }
         let key = DeliveryKey {
             policy_id: request.policy_id.clone(),
             recipient_id: request.recipient_id.clone(),
-            channel: channel_name(channel).into(),
+            channel,
         };
         if request.frequency == Frequency::DailyDigest as i32 {
-            return self.hold_for_digest(&key, channel, &request).await;
+            return self.hold_for_digest(&key, &request).await;
         }
         let outcome = self
             .once(&key, || render::email(&request, &self.from))
             .await?;
-        self.report(&key, channel, outcome).await
+        self.report(&key, outcome).await
     }
 }
 
@@ -188,7 +179,6 @@ impl Sender {
     async fn hold_for_digest(
         &self,
         key: &DeliveryKey,
-        channel: Channel,
         request: &DeliveryRequested,
     ) -> Result<(), HandleError> {
         if let Some(zhida_store::Status::Done(outcome)) = self
@@ -197,11 +187,11 @@ impl Sender {
             .await
             .map_err(HandleError::transient)?
         {
-            return self.report(key, channel, outcome).await;
+            return self.report(key, outcome).await;
         }
         let digest = DigestKey {
             recipient_id: key.recipient_id.clone(),
-            channel: key.channel.clone(),
+            channel: key.channel,
         };
         self.digests
             .add(
@@ -220,16 +210,11 @@ impl Sender {
     }
 
     /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's).
-    async fn report(
-        &self,
-        key: &DeliveryKey,
-        channel: Channel,
-        outcome: Outcome,
-    ) -> Result<(), HandleError> {
+    async fn report(&self, key: &DeliveryKey, outcome: Outcome) -> Result<(), HandleError> {
         let status = DeliveryStatusChanged {
             policy_id: key.policy_id.clone(),
             recipient_id: key.recipient_id.clone(),
-            channel: channel as i32,
+            channel: key.channel as i32,
             state: match outcome.state {
                 OutcomeState::Sent => DeliveryState::Sent,
                 OutcomeState::Failed => DeliveryState::Failed,
@@ -327,7 +312,7 @@ impl NotificationService for Notifications {
         let key = DeliveryKey {
             policy_id: request.policy_id,
             recipient_id: request.recipient_id,
-            channel: channel_name(channel).into(),
+            channel,
         };
         let status = self
             .ledger

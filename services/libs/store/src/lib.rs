@@ -10,7 +10,8 @@
 //! with its trait, key and value types, `redis.rs` and `memory.rs` with its two
 //! implementations, and `contract.rs` with the tests both must pass. Adding a store is one
 //! new folder plus its contract tests (run against both in `tests/it`), its re-exports
-//! below and its opener on [`Stores`]. What stores share (errors, `millis`) stays here.
+//! below and its opener on [`Stores`]. What stores share (errors, the channel's spelling in
+//! keys, `millis`) stays here.
 
 pub mod contract;
 mod digest;
@@ -28,6 +29,7 @@ pub use lease::{
 pub use ledger::{
     Begin, DeliveryKey, DeliveryLedger, MemoryLedger, Outcome, OutcomeState, RedisLedger, Status,
 };
+use zhida_proto::events::v1::Channel;
 use zhida_runtime::config::{StoreBackend, StoreConfig};
 
 /// A store that could not answer. Always worth retrying: callers treat it as transient.
@@ -109,4 +111,57 @@ impl Stores {
 /// A duration in whole milliseconds for Redis `PX`, at least 1.
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How store keys spell a channel: its proto name without `CHANNEL_`, in lower case
+/// (`CHANNEL_EMAIL` is `email`). Deployed ledgers and digests hold keys in this form, so it
+/// must not change; it is the one mapping from [`Channel`] to text in the stores.
+pub fn channel_segment(channel: Channel) -> String {
+    let name = channel.as_str_name();
+    name.strip_prefix("CHANNEL_")
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+}
+
+/// The channel `segment` spells, as [`channel_segment`] writes it (and only so).
+pub(crate) fn parse_channel_segment(segment: &str) -> Option<Channel> {
+    let channel = Channel::from_str_name(&format!("CHANNEL_{}", segment.to_ascii_uppercase()))?;
+    (channel_segment(channel) == segment).then_some(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_spell_channels_as_deployed_ledgers_hold_them() {
+        let key = DeliveryKey {
+            policy_id: "p-1".into(),
+            recipient_id: "c-1".into(),
+            channel: Channel::Email,
+        };
+        assert_eq!(key.encoded(), "p-1|c-1|email");
+        let digest = DigestKey {
+            recipient_id: "c-1".into(),
+            channel: Channel::Email,
+        };
+        assert_eq!(digest.encoded(), "c-1|email");
+        for channel in [
+            Channel::Unspecified,
+            Channel::Email,
+            Channel::Sms,
+            Channel::Inbox,
+        ] {
+            let segment = channel_segment(channel);
+            assert_eq!(parse_channel_segment(&segment), Some(channel), "{segment}");
+        }
+        assert_eq!(channel_segment(Channel::Sms), "sms");
+        assert_eq!(parse_channel_segment("EMAIL"), None, "one spelling only");
+        assert_eq!(
+            parse_channel_segment("CHANNEL_EMAIL"),
+            None,
+            "one spelling only"
+        );
+        assert_eq!(parse_channel_segment("fax"), None);
+    }
 }

@@ -1,11 +1,13 @@
 //! The digest store's contract: what both [`DigestStore`] implementations must do.
 
+use zhida_proto::events::v1::Channel;
+
 use super::{DigestKey, DigestStore};
 
 fn digest_key(recipient: &str) -> DigestKey {
     DigestKey {
         recipient_id: recipient.into(),
-        channel: "email".into(),
+        channel: Channel::Email,
     }
 }
 

@@ -15,29 +15,30 @@ mod memory;
 mod redis;
 
 use async_trait::async_trait;
+use zhida_proto::events::v1::Channel;
 
 pub use self::{memory::MemoryDigests, redis::RedisDigests};
-use crate::Result;
+use crate::{Result, channel_segment, parse_channel_segment};
 
 /// Whose digest. Components must not contain `|`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DigestKey {
     pub recipient_id: String,
-    /// Channel name, e.g. `email`.
-    pub channel: String,
+    pub channel: Channel,
 }
 
 impl DigestKey {
-    /// `recipient|channel`.
+    /// `recipient|channel` with the channel as [`channel_segment`] spells it (`c-1|email`).
     pub fn encoded(&self) -> String {
-        format!("{}|{}", self.recipient_id, self.channel)
+        format!("{}|{}", self.recipient_id, channel_segment(self.channel))
     }
 
+    /// The key [`encoded`](Self::encoded) wrote; `None` for any other text.
     fn decode(text: &str) -> Option<Self> {
         let (recipient_id, channel) = text.split_once('|')?;
         Some(Self {
             recipient_id: recipient_id.into(),
-            channel: channel.into(),
+            channel: parse_channel_segment(channel)?,
         })
     }
 }

@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
+use zhida_proto::events::v1::Channel;
+
 use super::{Begin, DeliveryKey, DeliveryLedger, Outcome, OutcomeState, Status};
 
 fn key(policy: &str) -> DeliveryKey {
     DeliveryKey {
         policy_id: policy.into(),
         recipient_id: "c-0001".into(),
-        channel: "email".into(),
+        channel: Channel::Email,
     }
 }
 

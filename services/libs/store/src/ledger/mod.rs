@@ -13,23 +13,29 @@ mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use zhida_proto::events::v1::Channel;
 
 pub use self::{memory::MemoryLedger, redis::RedisLedger};
-use crate::Result;
+use crate::{Result, channel_segment};
 
 /// Identifies one delivery. Components must not contain `|`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeliveryKey {
     pub policy_id: String,
     pub recipient_id: String,
-    /// Channel name, e.g. `email`.
-    pub channel: String,
+    pub channel: Channel,
 }
 
 impl DeliveryKey {
-    /// `policy|recipient|channel`: the key's one textual form, also used for event ids.
+    /// `policy|recipient|channel` with the channel as [`channel_segment`] spells it
+    /// (`p-1|c-1|email`): the key's one textual form, also used for event ids.
     pub fn encoded(&self) -> String {
-        format!("{}|{}|{}", self.policy_id, self.recipient_id, self.channel)
+        format!(
+            "{}|{}|{}",
+            self.policy_id,
+            self.recipient_id,
+            channel_segment(self.channel)
+        )
     }
 }
 

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use zhida_proto::events::v1::Channel;
 use zhida_store::{
-    MemoryDigests, MemoryFeed, MemoryLedger, MemoryWriteLeases, RedisDigests, RedisFeed,
-    RedisLedger, RedisWriteLeases, contract,
+    DeliveryKey, DeliveryLedger, DigestKey, DigestStore, MemoryDigests, MemoryFeed, MemoryLedger,
+    MemoryWriteLeases, RedisDigests, RedisFeed, RedisLedger, RedisWriteLeases, contract,
 };
 
 async fn redis() -> (redis::aio::ConnectionManager, String) {
@@ -101,4 +102,36 @@ async fn redis_write_lease_expires_and_its_late_release_records_nothing() {
         conn, &prefix,
     ))
     .await;
+}
+
+/// Deployed ledgers and digests hold keys spelling the channel `email`: a notifier that
+/// spelled it otherwise would send every delivery they record again.
+#[tokio::test]
+async fn redis_keys_spell_the_channel_as_deployed_stores_hold_it() {
+    let (mut conn, prefix) = redis().await;
+    let ledger = RedisLedger::new(conn.clone(), &prefix, Duration::from_secs(60));
+    let delivery = DeliveryKey {
+        policy_id: "p-1".into(),
+        recipient_id: "c-1".into(),
+        channel: Channel::Email,
+    };
+    ledger
+        .begin(&delivery, Duration::from_secs(30))
+        .await
+        .expect("begin");
+    let digests = RedisDigests::new(conn.clone(), &prefix);
+    let digest = DigestKey {
+        recipient_id: "c-1".into(),
+        channel: Channel::Email,
+    };
+    digests.add(&digest, "p-1", b"one").await.expect("add");
+    for key in ["delivery:p-1|c-1|email", "digest:open:c-1|email"] {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(format!("{prefix}{key}"))
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "{prefix}{key} was not written");
+    }
+    assert_eq!(digests.close().await.expect("close"), [digest]);
 }
