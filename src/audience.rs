@@ -30,7 +30,7 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
 
     let file = std::fs::File::open(profiles)
         .map_err(|e| AudienceError::Io(format!("{}: {e}", profiles.display())))?;
-    let today = zhida_profiler::today();
+    let today = zhida_runtime::district::today();
     let mut index = Index::default();
     let mut documents: HashMap<String, Value> = HashMap::new();
     for (number, line) in BufReader::new(file).lines().enumerate() {

@@ -463,6 +463,39 @@ pub fn assign_subscription_ids(profile: &mut Profile) -> Result<(), FieldViolati
     if bad.is_empty() { Ok(()) } else { Err(bad) }
 }
 
+/// Why a subscription could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the profile already has {MAX_SUBSCRIPTIONS} subscriptions, the most it may have")]
+pub struct TooManySubscriptions;
+
+/// Adds `subscription` to `profile`, or replaces the one with its id (so a retried Subscribe
+/// changes nothing); a new one must fit under [`MAX_SUBSCRIPTIONS`].
+pub fn subscribe(
+    profile: &mut Profile,
+    subscription: Subscription,
+) -> Result<(), TooManySubscriptions> {
+    if let Some(existing) = profile
+        .subscriptions
+        .iter_mut()
+        .find(|s| s.id == subscription.id)
+    {
+        *existing = subscription;
+        return Ok(());
+    }
+    if profile.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+        return Err(TooManySubscriptions);
+    }
+    profile.subscriptions.push(subscription);
+    Ok(())
+}
+
+/// Removes the subscription `id`; false if the profile has none by that id.
+pub fn unsubscribe(profile: &mut Profile, id: &str) -> bool {
+    let before = profile.subscriptions.len();
+    profile.subscriptions.retain(|s| s.id != id);
+    profile.subscriptions.len() < before
+}
+
 #[cfg(test)]
 mod tests {
     use zhida_proto::events::v1::Contact;
@@ -661,5 +694,45 @@ mod tests {
         assert_eq!(subscription_id(&a), subscription_id(&a.clone()));
         assert_ne!(subscription_id(&a), subscription_id(&b));
         assert!(is_subject_id(&subscription_id(&a)));
+    }
+
+    fn subscription(id: &str, tag: &str) -> Subscription {
+        Subscription {
+            id: id.into(),
+            tags: vec![tag.into()],
+            ..Subscription::default()
+        }
+    }
+
+    #[test]
+    fn subscribing_again_replaces_and_a_full_profile_takes_no_new_subscription() {
+        let mut profile = Profile::default();
+        for i in 0..MAX_SUBSCRIPTIONS {
+            subscribe(&mut profile, subscription(&format!("s{i}"), "housing")).expect("fits");
+        }
+        assert_eq!(
+            subscribe(&mut profile, subscription("one-more", "housing")),
+            Err(TooManySubscriptions)
+        );
+        // The same id replaces, even when full.
+        subscribe(&mut profile, subscription("s3", "employment")).expect("replaces");
+        assert_eq!(profile.subscriptions.len(), MAX_SUBSCRIPTIONS);
+        assert_eq!(profile.subscriptions[3].tags, ["employment"]);
+    }
+
+    #[test]
+    fn unsubscribing_removes_only_the_named_subscription() {
+        let mut profile = Profile::default();
+        subscribe(&mut profile, subscription("a", "housing")).expect("fits");
+        subscribe(&mut profile, subscription("b", "sme")).expect("fits");
+        assert!(!unsubscribe(&mut profile, "c"));
+        assert!(unsubscribe(&mut profile, "a"));
+        assert!(!unsubscribe(&mut profile, "a"), "already gone");
+        let ids: Vec<_> = profile
+            .subscriptions
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(ids, ["b"]);
     }
 }

@@ -6,6 +6,7 @@
 //! the same CloudEvents id and is absorbed by the downstream dedup.
 
 mod catalogue;
+mod error;
 mod policy;
 
 use tokio::net::TcpListener;
@@ -21,6 +22,7 @@ use zhida_proto::{
 use zhida_runtime::{Component, Config, Shutdown};
 
 pub use catalogue::{TAGS, is_tag, tag_list};
+use error::Error;
 pub use policy::NewPolicy;
 
 /// The publisher's gRPC routes (it has no background tasks).
@@ -56,13 +58,11 @@ impl PolicyService for Publisher {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(rpc.system = "grpc", rpc.method = "PublishPolicy", policy_id))]
     async fn publish_policy(
         &self,
         request: Request<PublishPolicyRequest>,
     ) -> Result<Response<PublishPolicyResponse>, Status> {
-        let policy = NewPolicy::parse(request.into_inner())?;
-        tracing::Span::current().record("policy_id", policy.id.as_str());
+        let policy = NewPolicy::parse(request.into_inner()).map_err(Error::from)?;
         let event = PolicyPublished {
             policy_id: policy.id.clone(),
             title: policy.title,
@@ -77,11 +77,9 @@ impl PolicyService for Publisher {
             .producer
             .emit_with_id(&policy.id, &policy.id, &event)
             .await
-            .map_err(|error| {
-                tracing::warn!(%error, "policy not published");
-                Status::unavailable("the event log is unavailable; retry with the same request_id")
-            })?;
+            .map_err(Error::from)?;
         tracing::info!(
+            policy_id = policy.id,
             partition = delivered.partition,
             offset = delivered.offset,
             "policy published"

@@ -2,6 +2,8 @@
 //! policies and forward them to their member enterprises. Every `PolicyPublished` becomes
 //! one feed item, at most once per policy however often the event is redelivered.
 
+mod error;
+
 use std::sync::Arc;
 
 use prost::Message;
@@ -17,6 +19,8 @@ use zhida_proto::{
 };
 use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
 use zhida_store::{Feed, FeedReadError, Stores};
+
+use crate::error::{Error, Result};
 
 /// The district-wide feed; per-scope feeds (by industry, by park) come with scopes.
 const FEED: &str = "all";
@@ -89,15 +93,16 @@ impl RelayService for Relay {
         request: Request<PullFeedRequest>,
     ) -> Result<Response<PullFeedResponse>, Status> {
         let request = request.into_inner();
+        let mut bad = FieldViolations::new();
         let limit = match request.limit {
             0 => DEFAULT_LIMIT,
             n if n <= MAX_LIMIT => n,
             _ => {
-                let mut bad = FieldViolations::new();
                 bad.add("limit", format!("at most {MAX_LIMIT}"));
-                return Err(bad.into());
+                0
             }
         };
+        bad.into_result().map_err(Error::from)?;
         let after = Some(request.after_cursor.as_str()).filter(|c| !c.is_empty());
         let entries = self
             .feed
@@ -107,22 +112,26 @@ impl RelayService for Relay {
                 FeedReadError::InvalidCursor(_) => {
                     let mut bad = FieldViolations::new();
                     bad.add("after_cursor", "not a cursor this feed returned");
-                    bad.into()
+                    Error::Invalid(bad)
                 }
-                FeedReadError::Store(_) => {
-                    Status::unavailable("the feed store is unavailable; retry")
-                }
+                FeedReadError::Store(store) => Error::Store(store),
             })?;
         let next_cursor = entries
             .last()
             .map_or(request.after_cursor.clone(), |e| e.cursor.clone());
         let mut items = Vec::with_capacity(entries.len());
         for entry in entries {
-            let mut item = FeedItem::decode(entry.payload.as_slice())
-                .map_err(|_| Status::data_loss(format!("feed entry {} is corrupt", entry.id)))?;
+            let mut item = decode(&entry.id, &entry.payload)?;
             item.cursor = entry.cursor;
             items.push(item);
         }
         Ok(Response::new(PullFeedResponse { items, next_cursor }))
     }
+}
+
+fn decode(id: &str, payload: &[u8]) -> Result<FeedItem> {
+    FeedItem::decode(payload).map_err(|source| Error::Corrupt {
+        id: id.to_string(),
+        source,
+    })
 }

@@ -18,10 +18,15 @@ use tonic::{Code, Status, server::NamedService, service::RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::shutdown::Shutdown;
+use crate::{
+    layers::{RpcSpanLayer, WhenReady},
+    shutdown::Shutdown,
+};
 
 type Task = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
-type Register = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+/// Adds a service to the routes; held back until ready when given a readiness signal.
+type Register = Box<dyn FnOnce(&mut RoutesBuilder, Option<Ready>) + Send>;
+type Ready = tokio::sync::watch::Receiver<bool>;
 
 /// A service's gRPC routes and its background tasks (consumers), ready to be hosted.
 pub struct Component {
@@ -44,7 +49,8 @@ impl Component {
     }
 
     /// Reports the component's services (and the process) NOT_SERVING until `ready` turns
-    /// true, e.g. until a replayed table caught up, so readiness probes hold traffic back.
+    /// true, e.g. until a replayed table caught up, so readiness probes hold traffic back;
+    /// calls that arrive meanwhile wait for it ([`WhenReady`]).
     pub fn ready_when(mut self, ready: tokio::sync::watch::Receiver<bool>) -> Self {
         self.ready = Some(ready);
         self
@@ -65,9 +71,15 @@ impl Component {
         S::Future: Send + 'static,
     {
         self.grpc_services.push(S::NAME);
-        self.registers.push(Box::new(move |routes| {
-            routes.add_service(service);
-        }));
+        self.registers
+            .push(Box::new(move |routes, ready| match ready {
+                Some(ready) => {
+                    routes.add_service(WhenReady::new(service, ready));
+                }
+                None => {
+                    routes.add_service(service);
+                }
+            }));
         self
     }
 
@@ -123,7 +135,7 @@ pub async fn serve(
     for component in components {
         names.push(component.name);
         for register in component.registers {
-            register(&mut routes);
+            register(&mut routes, component.ready.clone());
         }
         match component.ready {
             None => {
@@ -204,6 +216,7 @@ pub async fn serve(
     let token = shutdown.token.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
+        .layer(RpcSpanLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async move {
             token.cancelled().await;
@@ -242,23 +255,31 @@ impl FieldViolations {
         &self.0
     }
 
-    /// `Ok(())` when nothing was added, else the `INVALID_ARGUMENT` status.
-    pub fn into_result(self) -> Result<(), Status> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        Err(self.into())
+    /// `Ok(())` when nothing was added, else the violations (which become one
+    /// `INVALID_ARGUMENT` status, or a service's own error, with `?`).
+    pub fn into_result(self) -> Result<(), Self> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 }
 
+/// `field: problem; field: problem`.
+impl std::fmt::Display for FieldViolations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (field, description)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{field}: {description}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FieldViolations {}
+
 impl From<FieldViolations> for Status {
     fn from(violations: FieldViolations) -> Self {
-        let summary = violations
-            .0
-            .iter()
-            .map(|(f, d)| format!("{f}: {d}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let summary = violations.to_string();
         let mut details = ErrorDetails::new();
         for (field, description) in violations.0 {
             details.add_bad_request_violation(field, description);

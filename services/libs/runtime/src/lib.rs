@@ -5,6 +5,7 @@ pub mod config;
 pub mod district;
 pub mod grpc;
 pub mod ids;
+pub mod layers;
 pub mod shutdown;
 pub mod telemetry;
 

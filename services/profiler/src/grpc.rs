@@ -1,0 +1,282 @@
+//! `ProfileService`: profiles and subscriptions (written through the [`Writer`]), and the
+//! read-only questions asked before publishing (`PreviewAudience`, `ExplainMatch`).
+//! Handlers check requests field by field and speak [`Error`]; the host holds calls until
+//! the replay caught up and gives each its span.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use zhida_audience::Rule;
+use zhida_proto::{
+    events::v1::{PolicyPublished, Profile},
+    profile::v1::{
+        AudienceSample, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
+        ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ListSubscriptionsRequest,
+        ListSubscriptionsResponse, PolicyDraft, PreviewAudienceRequest, PreviewAudienceResponse,
+        SubscribeRequest, SubscribeResponse, UnsubscribeRequest, UnsubscribeResponse,
+        UpsertProfileRequest, UpsertProfileResponse, profile_service_server::ProfileService,
+    },
+};
+use zhida_runtime::FieldViolations;
+
+use crate::{
+    directory::Target,
+    document,
+    error::{Error, Result},
+    profile,
+    replica::Replica,
+    writer::{Change, Writer},
+};
+
+/// Samples `PreviewAudience` returns by default, and at most.
+const DEFAULT_SAMPLE: u32 = 10;
+const MAX_SAMPLE: u32 = 100;
+
+pub(crate) struct ProfileApi {
+    pub replica: Arc<Replica>,
+    pub writer: Writer,
+}
+
+impl ProfileApi {
+    fn profile(&self, id: &str) -> Result<Profile> {
+        self.replica
+            .with_directory(|directory| directory.get(id).cloned())
+            .ok_or_else(|| Error::NoProfile(id.to_string()))
+    }
+}
+
+/// Checks one subject id field.
+fn subject_id(field: &str, id: &str) -> Result<()> {
+    let mut bad = FieldViolations::new();
+    check_id(&mut bad, field, id);
+    Ok(bad.into_result()?)
+}
+
+fn check_id(bad: &mut FieldViolations, field: &str, id: &str) {
+    if !profile::is_subject_id(id) {
+        bad.add(field, "required: 1–64 of A-Z a-z 0-9 _ . : -");
+    }
+}
+
+/// A draft from PreviewAudience or ExplainMatch, checked field by field (`policy.…`).
+fn draft_target(draft: Option<PolicyDraft>) -> Result<Target> {
+    let mut bad = FieldViolations::new();
+    let Some(draft) = draft else {
+        bad.add(
+            "policy",
+            "required: the draft policy's tags and/or audience",
+        );
+        return Err(bad.into());
+    };
+    if draft.tags.is_empty() && draft.audience.trim().is_empty() {
+        bad.add("policy", "give tags, an audience rule, or both");
+    }
+    for (i, tag) in draft.tags.iter().enumerate() {
+        if !zhida_publisher::is_tag(tag) {
+            bad.add(
+                format!("policy.tags[{i}]"),
+                format!("{tag:?} is not in the tag catalogue"),
+            );
+        }
+    }
+    let audience = if draft.audience.trim().is_empty() {
+        None
+    } else {
+        match Rule::parse(&draft.audience) {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                bad.add("policy.audience", e.to_string());
+                None
+            }
+        }
+    };
+    bad.into_result()?;
+    let published = PolicyPublished {
+        tags: draft.tags,
+        department: draft.department,
+        title: draft.title,
+        service_url: draft.service_url,
+        ..PolicyPublished::default()
+    };
+    Ok(Target {
+        document: document::policy(&published),
+        tags: published.tags,
+        audience,
+    })
+}
+
+#[tonic::async_trait]
+impl ProfileService for ProfileApi {
+    async fn upsert_profile(
+        &self,
+        request: Request<UpsertProfileRequest>,
+    ) -> Result<Response<UpsertProfileResponse>, Status> {
+        let request = request.into_inner();
+        profile::validate(request.profile.as_ref(), &zhida_runtime::district::today())
+            .map_err(Error::Invalid)?;
+        let Some(mut profile) = request.profile else {
+            return Err(Status::invalid_argument("profile: required"));
+        };
+        profile::assign_subscription_ids(&mut profile).map_err(Error::Invalid)?;
+        let subject = profile.subject_id.clone();
+        self.writer
+            .change(&subject, |_| Ok(Change::put(profile)))
+            .await?;
+        Ok(Response::new(UpsertProfileResponse {}))
+    }
+
+    async fn get_profile(
+        &self,
+        request: Request<GetProfileRequest>,
+    ) -> Result<Response<GetProfileResponse>, Status> {
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        let profile = self.profile(&request.subject_id)?;
+        Ok(Response::new(GetProfileResponse {
+            profile: Some(profile),
+        }))
+    }
+
+    async fn delete_profile(
+        &self,
+        request: Request<DeleteProfileRequest>,
+    ) -> Result<Response<DeleteProfileResponse>, Status> {
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        self.writer
+            .change(&request.subject_id, |_| Ok(Change::Delete))
+            .await?;
+        Ok(Response::new(DeleteProfileResponse {}))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<ListSubscriptionsRequest>,
+    ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        let profile = self.profile(&request.subject_id)?;
+        Ok(Response::new(ListSubscriptionsResponse {
+            subscriptions: profile.subscriptions,
+        }))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<SubscribeResponse>, Status> {
+        let request = request.into_inner();
+        let mut bad = FieldViolations::new();
+        check_id(&mut bad, "subject_id", &request.subject_id);
+        let Some(mut subscription) = request.subscription else {
+            bad.add("subscription", "required");
+            return Err(bad.into());
+        };
+        profile::validate_subscription(&mut bad, "subscription", &subscription);
+        bad.into_result()?;
+        if subscription.id.is_empty() {
+            subscription.id = profile::subscription_id(&subscription);
+        }
+        let subject = request.subject_id.as_str();
+        self.writer
+            .change(subject, |current| {
+                let mut profile = current
+                    .cloned()
+                    .ok_or_else(|| Error::NoProfile(subject.to_string()))?;
+                profile::subscribe(&mut profile, subscription.clone())?;
+                Ok(Change::put(profile))
+            })
+            .await?;
+        Ok(Response::new(SubscribeResponse {
+            subscription: Some(subscription),
+        }))
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: Request<UnsubscribeRequest>,
+    ) -> Result<Response<UnsubscribeResponse>, Status> {
+        let request = request.into_inner();
+        let mut bad = FieldViolations::new();
+        check_id(&mut bad, "subject_id", &request.subject_id);
+        check_id(&mut bad, "subscription_id", &request.subscription_id);
+        bad.into_result()?;
+        let (subject, id) = (request.subject_id.as_str(), request.subscription_id);
+        self.writer
+            .change(subject, |current| {
+                let mut profile = current
+                    .cloned()
+                    .ok_or_else(|| Error::NoProfile(subject.to_string()))?;
+                if !profile::unsubscribe(&mut profile, &id) {
+                    return Err(Error::NoSubscription {
+                        subject: subject.to_string(),
+                        id,
+                    });
+                }
+                Ok(Change::put(profile))
+            })
+            .await?;
+        Ok(Response::new(UnsubscribeResponse {}))
+    }
+
+    async fn preview_audience(
+        &self,
+        request: Request<PreviewAudienceRequest>,
+    ) -> Result<Response<PreviewAudienceResponse>, Status> {
+        let request = request.into_inner();
+        if request.sample_size > MAX_SAMPLE {
+            let mut bad = FieldViolations::new();
+            bad.add("sample_size", format!("at most {MAX_SAMPLE}"));
+            return Err(bad.into());
+        }
+        let target = draft_target(request.policy)?;
+        let sample_size = match request.sample_size {
+            0 => DEFAULT_SAMPLE,
+            n => n,
+        } as usize;
+        let resolution = self.replica.resolve(target).await.map_err(Error::from)?;
+        let mut distinct: Vec<&str> = resolution
+            .recipients
+            .iter()
+            .map(|r| r.subject_id.as_str())
+            .collect();
+        distinct.dedup();
+        Ok(Response::new(PreviewAudienceResponse {
+            deliveries: resolution.recipients.len() as u64,
+            recipients: distinct.len() as u64,
+            audience_matches: resolution.audience_matches,
+            subscription_matches: resolution.subscription_matches,
+            sample: resolution
+                .recipients
+                .iter()
+                .take(sample_size)
+                .map(|r| AudienceSample {
+                    subject_id: r.subject_id.clone(),
+                    channel: r.channel as i32,
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn explain_match(
+        &self,
+        request: Request<ExplainMatchRequest>,
+    ) -> Result<Response<ExplainMatchResponse>, Status> {
+        let request = request.into_inner();
+        subject_id("subject_id", &request.subject_id)?;
+        let target = draft_target(request.policy)?;
+        let explanation = self
+            .replica
+            .with_directory(|directory| directory.explain(&request.subject_id, &target))
+            .ok_or_else(|| Error::NoProfile(request.subject_id.clone()))?;
+        Ok(Response::new(ExplainMatchResponse {
+            matched: explanation.matched(),
+            audience_conditions: explanation.conditions,
+            subscription_ids: explanation.subscriptions,
+            channels: explanation.channels.iter().map(|c| *c as i32).collect(),
+            digest_channels: explanation.digest.iter().map(|c| *c as i32).collect(),
+            reason: explanation.reason,
+        }))
+    }
+}

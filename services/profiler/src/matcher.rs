@@ -1,0 +1,106 @@
+//! The `policy.events` handler: turns each published policy into delivery requests, one
+//! per (recipient, channel) with its reason, for the profiles its audience rule matches and
+//! the subscriptions its tags and their filters match.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use zhida_audience::Rule;
+use zhida_bus::{HandleError, Handler, Producer, Record};
+use zhida_proto::events::v1::{DeliveryRequested, PolicyPublished};
+use zhida_store::DeliveryKey;
+
+use crate::{directory::Target, document, replica::Replica};
+
+pub(crate) struct PolicyMatcher {
+    pub replica: Arc<Replica>,
+    pub producer: Producer,
+    /// True once the `profiles` replay caught up: before, matching would miss recipients.
+    pub caught_up: watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl Handler for PolicyMatcher {
+    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+        if !*self.caught_up.borrow() {
+            return Err(HandleError::transient(
+                "profile index is still replaying the profiles topic",
+            ));
+        }
+        let policy: PolicyPublished = record.decode()?;
+        if policy.policy_id.is_empty() || (policy.tags.is_empty() && policy.audience.is_empty()) {
+            return Err(HandleError::permanent(
+                "policy without id, or without tags and audience",
+            ));
+        }
+        // The publisher validated the rule; one that does not parse here was written by
+        // something else (or a newer rule language): not retryable.
+        let target = target_of(&policy).map_err(|e| {
+            HandleError::permanent(format!("policy {} audience: {e}", policy.policy_id))
+        })?;
+        let resolution = self
+            .replica
+            .resolve(target)
+            .await
+            .map_err(HandleError::transient)?;
+        tracing::info!(
+            policy_id = policy.policy_id,
+            deliveries = resolution.recipients.len(),
+            audience_matches = resolution.audience_matches,
+            subscription_matches = resolution.subscription_matches,
+            "policy matched"
+        );
+        // Every request is acknowledged before the policy event counts as handled; on a
+        // retry the same requests go out again, with the same ids, and the notifier dedups.
+        // Bounded batches keep a city-wide audience from filling the producer queue at once.
+        for batch in resolution.recipients.chunks(SEND_BATCH) {
+            let sends = batch.iter().map(|r| {
+                let event = DeliveryRequested {
+                    policy_id: policy.policy_id.clone(),
+                    recipient_id: r.subject_id.clone(),
+                    channel: r.channel as i32,
+                    address: r.address.clone(),
+                    recipient_name: r.display_name.clone(),
+                    title: policy.title.clone(),
+                    body: policy.body.clone(),
+                    department: policy.department.clone(),
+                    service_url: policy.service_url.clone(),
+                    reason: r.reason.clone(),
+                    frequency: r.frequency as i32,
+                };
+                // The event id is the delivery's one key, as the notifier's ledger spells it.
+                let id = DeliveryKey {
+                    policy_id: policy.policy_id.clone(),
+                    recipient_id: r.subject_id.clone(),
+                    channel: r.channel,
+                }
+                .encoded();
+                async move {
+                    self.producer
+                        .emit_with_id(&event.recipient_id, &id, &event)
+                        .await
+                }
+            });
+            for result in futures::future::join_all(sends).await {
+                result.map_err(HandleError::transient)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Delivery requests in flight at once per policy.
+const SEND_BATCH: usize = 1000;
+
+/// What matching needs of a published policy.
+pub(crate) fn target_of(policy: &PolicyPublished) -> Result<Target, zhida_audience::RuleError> {
+    Ok(Target {
+        tags: policy.tags.clone(),
+        audience: if policy.audience.trim().is_empty() {
+            None
+        } else {
+            Some(Rule::parse(&policy.audience)?)
+        },
+        document: document::policy(policy),
+    })
+}
