@@ -3,7 +3,12 @@
 #   Kafka  - tansu broker, in-memory storage   127.0.0.1:$ZHIDA_KAFKA_PORT (9092)
 #   Redis  - redis-server                      127.0.0.1:$ZHIDA_REDIS_PORT (6379)
 #   SMTP   - Postfix smtp-sink, one file per received message in $ZHIDA_RUN_DIR/smtp
-# Missing software is installed on first use (apt for redis/postfix, cargo for tansu).
+#   SMSC   - deploy/smsc/smsc.js (Node.js, npm package smpp): one SMPP 3.4 "provider" per port
+#            127.0.0.1:$ZHIDA_SMPP_PORTS (2775,2776), HTTP control API on
+#            127.0.0.1:$ZHIDA_SMSC_CONTROL_PORT (2780), each accepted submit_sm one JSON line in
+#            $ZHIDA_RUN_DIR/sms/<port>.jsonl, receipts in <port>.receipts.jsonl (deploy/smsc/README.md)
+# Missing software is installed on first use (apt for redis/postfix, cargo for tansu, `npm ci`
+# into deploy/smsc/node_modules for the SMSC); Node.js and npm must be on the machine.
 # Idempotent: whatever already listens on a port is left alone; `down` only stops
 # processes this script started (tracked by pid files in $ZHIDA_RUN_DIR).
 #
@@ -20,6 +25,10 @@ SMTP_DUMP=$RUN_DIR/smtp
 TANSU=$CACHE/tools/bin/tansu
 TANSU_VERSION=0.6.0
 SMTP_SINK=/usr/sbin/smtp-sink
+SMPP_PORTS=${ZHIDA_SMPP_PORTS:-2775,2776}
+SMSC_CONTROL_PORT=${ZHIDA_SMSC_CONTROL_PORT:-2780}
+SMSC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/smsc" && pwd)
+SMS_DUMP=$RUN_DIR/sms
 START_TIMEOUT=30
 
 log() { echo "[servers] $*" >&2; }
@@ -135,6 +144,47 @@ up_smtp() {
     wait_port "$SMTP_PORT" smtp "$RUN_DIR/smtp-sink.log" $!
 }
 
+# ---------------------------------------------------------------- SMSC (deploy/smsc/smsc.js)
+smpp_ports() { tr ',' ' ' <<<"$SMPP_PORTS"; }
+
+# npm ci from the committed lock file, once per lock file version (stamp in node_modules).
+install_smsc() {
+    local stamp=$SMSC_DIR/node_modules/.zhida-installed-lock
+    cmp -s "$SMSC_DIR/package-lock.json" "$stamp" 2>/dev/null && return
+    log "smsc: installing node packages (npm ci in $SMSC_DIR)"
+    (cd "$SMSC_DIR" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >&2 ||
+        die "smsc: npm ci failed in $SMSC_DIR"
+    cp "$SMSC_DIR/package-lock.json" "$stamp"
+}
+
+up_smsc() {
+    local pid port open=() closed=()
+    if pid=$(managed_pid smsc); then log "smsc: already running (pid $pid)"; return; fi
+    for port in $(smpp_ports) "$SMSC_CONTROL_PORT"; do
+        if port_open "$port"; then open+=("$port"); else closed+=("$port"); fi
+    done
+    if ((${#closed[@]} == 0)); then log "smsc: ports $SMPP_PORTS and $SMSC_CONTROL_PORT already in use, leaving them"; return; fi
+    ((${#open[@]} == 0)) || die "smsc: port(s) ${open[*]} in use by something else (need $SMPP_PORTS and $SMSC_CONTROL_PORT)"
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        die "smsc: the SMSC simulator needs Node.js and npm on PATH (Debian: apt-get install nodejs npm)"
+    install_smsc
+    # Fresh server, fresh dump dir.
+    rm -rf "$SMS_DUMP" && mkdir -p "$SMS_DUMP"
+    log "smsc: starting the SMPP simulator on 127.0.0.1:$SMPP_PORTS, control on :$SMSC_CONTROL_PORT, dumping to $SMS_DUMP"
+    ZHIDA_RUN_DIR=$RUN_DIR ZHIDA_SMPP_PORTS=$SMPP_PORTS ZHIDA_SMSC_CONTROL_PORT=$SMSC_CONTROL_PORT \
+        nohup node "$SMSC_DIR/smsc.js" </dev/null >"$RUN_DIR/smsc.log" 2>&1 &
+    echo $! >"$RUN_DIR/smsc.pid"
+    for port in $(smpp_ports) "$SMSC_CONTROL_PORT"; do
+        wait_port "$port" smsc "$RUN_DIR/smsc.log" $!
+    done
+}
+
+smpp_addrs() { # 127.0.0.1:2775,127.0.0.1:2776
+    local port out=()
+    for port in $(smpp_ports); do out+=("127.0.0.1:$port"); done
+    (IFS=,; echo "${out[*]}")
+}
+
 # ---------------------------------------------------------------- commands
 stop() {
     local pid
@@ -162,9 +212,11 @@ up)
     up_redis
     up_smtp
     up_kafka
+    up_smsc
     log "all up"
     ;;
 down)
+    stop smsc
     stop tansu
     stop smtp-sink
     stop redis-server
@@ -174,7 +226,10 @@ status)
     status_line kafka "$KAFKA_PORT" tansu || rc=1
     status_line redis "$REDIS_PORT" redis-server || rc=1
     status_line smtp "$SMTP_PORT" smtp-sink || rc=1
+    for port in $(smpp_ports); do status_line smpp "$port" smsc || rc=1; done
+    status_line smsc-control "$SMSC_CONTROL_PORT" smsc || rc=1
     echo "smtp dump dir: $SMTP_DUMP ($(find "$SMTP_DUMP" -type f 2>/dev/null | wc -l) messages)"
+    echo "sms dump dir: $SMS_DUMP ($(cat "$SMS_DUMP"/[0-9]*[0-9].jsonl 2>/dev/null | wc -l) accepted submits)"
     exit $rc
     ;;
 env)
@@ -182,7 +237,10 @@ env)
         ZHIDA_TEST_KAFKA "127.0.0.1:$KAFKA_PORT" \
         ZHIDA_TEST_REDIS "redis://127.0.0.1:$REDIS_PORT" \
         ZHIDA_TEST_SMTP "127.0.0.1:$SMTP_PORT" \
-        ZHIDA_TEST_SMTP_DUMP "$SMTP_DUMP"
+        ZHIDA_TEST_SMTP_DUMP "$SMTP_DUMP" \
+        ZHIDA_TEST_SMPP "$(smpp_addrs)" \
+        ZHIDA_TEST_SMSC_CONTROL "http://127.0.0.1:$SMSC_CONTROL_PORT" \
+        ZHIDA_TEST_SMS_DUMP "$SMS_DUMP"
     ;;
 *)
     echo "usage: $0 up|down|status|env" >&2
