@@ -10,6 +10,7 @@ use rdkafka::mocking::MockCluster;
 use tokio::net::TcpListener;
 use tonic::transport::Channel as GrpcChannel;
 use zhida_bus::{Topic, Topics};
+use zhida_notifier::{NotifierConfig, SmtpMode};
 use zhida_proto::{
     events::v1::{
         Channel, Citizen, Contact, DeliveryState, Enterprise, Profile, SubjectKind, Subscription,
@@ -27,7 +28,7 @@ use zhida_proto::{
 };
 use zhida_runtime::{
     Config, Shutdown,
-    config::{SmtpMode, StoreBackend},
+    config::{Sections, StoreBackend},
     telemetry::Telemetry,
 };
 
@@ -40,11 +41,13 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     config.kafka.brokers = cluster.bootstrap_servers();
     config.kafka.create_topics = false;
     config.store.backend = StoreBackend::Memory;
-    config.smtp.mode = SmtpMode::File;
-    config.smtp.file_dir = out.display().to_string();
     config.grpc.listen = "127.0.0.1:0".into();
     config.telemetry.log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     config.validate()?;
+    let mut notifier = NotifierConfig::default();
+    notifier.smtp.mode = SmtpMode::File;
+    notifier.smtp.file_dir = out.display().to_string();
+    notifier.validate()?;
     let telemetry = Telemetry::init("demo", &config.telemetry)?;
 
     let topics = Topics::new(&config.kafka);
@@ -66,7 +69,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let listener = TcpListener::bind(&config.grpc.listen).await?;
     let addr = listener.local_addr()?;
-    let components = crate::components(Service::All, &config, &shutdown).await?;
+    let components = crate::components(Service::All, &config, &notifier, &shutdown).await?;
     let server = tokio::spawn(zhida_runtime::serve(components, listener, shutdown.clone()));
 
     let result = drive(&format!("http://{addr}"), &out).await;

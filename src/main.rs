@@ -10,6 +10,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
+use zhida_notifier::NotifierConfig;
 use zhida_runtime::{Component, Config, Shutdown, telemetry::Telemetry};
 
 #[derive(Parser)]
@@ -25,6 +26,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Async(AsyncCommand),
+    /// Print the ids of the profiles an audience rule matches, offline: profiles as JSON
+    /// lines (proto3 JSON of zhida.events.v1.Profile), the rule as a JSON file.
+    /// Exits 2 on an invalid rule or profile line.
+    Audience {
+        #[arg(long)]
+        profiles: PathBuf,
+        #[arg(long)]
+        rule: PathBuf,
+    },
+}
+
+/// The commands that run on the async runtime.
+#[derive(Subcommand)]
+enum AsyncCommand {
     /// Serve one service (or all of them in one process) until SIGTERM.
     Serve {
         service: Service,
@@ -44,15 +61,13 @@ enum Command {
         #[arg(long, env = "ZHIDA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Print the ids of the profiles an audience rule matches, offline: profiles as JSON
-    /// lines (proto3 JSON of zhida.events.v1.Profile), the rule as a JSON file.
-    /// Exits 2 on an invalid rule or profile line.
-    Audience {
-        #[arg(long)]
-        profiles: PathBuf,
-        #[arg(long)]
-        rule: PathBuf,
-    },
+}
+
+/// How a command that did not fail ended.
+enum Ended {
+    Done,
+    /// A second signal: stopped without draining.
+    Forced,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,11 +106,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        command => run(command),
+        Command::Async(command) => run(command),
     }
 }
 
-fn run(command: Command) -> ExitCode {
+fn run(command: AsyncCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,20 +123,22 @@ fn run(command: Command) -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Serve { service, config } => serve(service, config).await,
-            Command::Demo { out } => demo::run(out).await,
-            Command::CreateTopics { config } => {
-                let config = Config::load(config.as_deref())?;
-                zhida_bus::ensure_topics(&config.kafka).await
-            }
-            Command::Audience { profiles, rule } => {
-                audience::run(&profiles, &rule, &mut std::io::stdout().lock())
-                    .map_err(anyhow::Error::from)
+            AsyncCommand::Serve { service, config } => serve(service, config).await,
+            AsyncCommand::Demo { out } => demo::run(out).await.map(|()| Ended::Done),
+            AsyncCommand::CreateTopics { config } => {
+                let (config, _) = Config::load_with::<NotifierConfig>(config.as_deref())?;
+                zhida_bus::ensure_topics(&config.kafka).await?;
+                Ok(Ended::Done)
             }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Done) => ExitCode::SUCCESS,
+        Ok(Ended::Forced) => {
+            // At once: no waiting for tasks still running, blocking ones included.
+            runtime.shutdown_background();
+            ExitCode::from(130)
+        }
         Err(error) => {
             eprintln!("zhida: {error:#}");
             ExitCode::FAILURE
@@ -129,10 +146,12 @@ fn run(command: Command) -> ExitCode {
     }
 }
 
-/// Builds the components `service` names (all four for `all`).
+/// Builds the components `service` names (all four for `all`); `notifier` holds the
+/// notifier's own sections.
 pub(crate) async fn components(
     service: Service,
     config: &Config,
+    notifier: &NotifierConfig,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Vec<Component>> {
     let mut components = Vec::new();
@@ -146,24 +165,34 @@ pub(crate) async fn components(
         components.push(zhida_relay::component(config, shutdown).await?);
     }
     if matches!(service, Service::Notifier | Service::All) {
-        components.push(zhida_notifier::component(config, shutdown).await?);
+        components.push(zhida_notifier::component(config, notifier, shutdown).await?);
     }
     Ok(components)
 }
 
-async fn serve(service: Service, config_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(config_file.as_deref())?;
+async fn serve(service: Service, config_file: Option<PathBuf>) -> anyhow::Result<Ended> {
+    let (config, notifier) = Config::load_with::<NotifierConfig>(config_file.as_deref())?;
     let telemetry = Telemetry::init(service.name(), &config.telemetry)?;
-    let result = serve_until_stopped(service, &config).await;
+    let shutdown = Shutdown::new();
+    let result = tokio::select! {
+        result = serve_until_stopped(service, &config, &notifier, &shutdown) => result,
+        // Whatever is still starting or draining: nothing more is waited for, not even
+        // the export of buffered telemetry.
+        () = shutdown.forced() => return Ok(Ended::Forced),
+    };
     if let Err(error) = &result {
         tracing::error!(error = format!("{error:#}"), "stopped with an error");
     }
     telemetry.shutdown();
-    result
+    result.map(|()| Ended::Done)
 }
 
-async fn serve_until_stopped(service: Service, config: &Config) -> anyhow::Result<()> {
-    let shutdown = Shutdown::new();
+async fn serve_until_stopped(
+    service: Service,
+    config: &Config,
+    notifier: &NotifierConfig,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     shutdown.cancel_on_signals()?;
     if config.kafka.create_topics {
         zhida_bus::ensure_topics(&config.kafka)
@@ -173,7 +202,7 @@ async fn serve_until_stopped(service: Service, config: &Config) -> anyhow::Resul
     let listener = TcpListener::bind(&config.grpc.listen)
         .await
         .with_context(|| format!("binding grpc.listen {}", config.grpc.listen))?;
-    let components = components(service, config, &shutdown).await?;
+    let components = components(service, config, notifier, shutdown).await?;
     let mut server = tokio::spawn(zhida_runtime::serve(components, listener, shutdown.clone()));
     tokio::select! {
         result = &mut server => return result?,

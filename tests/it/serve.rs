@@ -119,3 +119,58 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
         "{catalogue:?}"
     );
 }
+
+/// The first SIGTERM drains; a second one stops at once with 130, even while the drain
+/// waits for work that cannot finish (here: topics on a broker nobody answers for).
+#[test]
+fn a_second_signal_stops_at_once_with_exit_code_130() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+        time::{Duration, Instant},
+    };
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zhida"))
+        .args(["serve", "relay"])
+        .env("ZHIDA_KAFKA__BROKERS", "127.0.0.1:1")
+        .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")
+        .env("ZHIDA_TELEMETRY__LOG_FILTER", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zhida starts");
+    let pid = child.id().to_string();
+    let terminate = || {
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.expect("kill runs").success());
+    };
+    // Until zhida catches SIGTERM (bit 15 of SigCgt), the signal would just kill it.
+    let catches_sigterm = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("zhida runs")
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << 14) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !catches_sigterm() {
+        assert!(Instant::now() < deadline, "zhida never caught SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate();
+    let mut logs = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(
+        logs.any(|line| line.is_ok_and(|line| line.contains("shutdown requested"))),
+        "the first signal starts the drain"
+    );
+    let second = Instant::now();
+    terminate();
+    let status = child.wait().expect("exit status");
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "stopped at once, not after the drain: {:?}",
+        second.elapsed()
+    );
+}

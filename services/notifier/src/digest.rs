@@ -13,19 +13,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 use zhida_bus::HandleError;
 use zhida_proto::events::v1::DeliveryRequested;
-use zhida_runtime::config::DigestConfig;
 use zhida_store::{DeliveryKey, DigestKey};
 
-use crate::{Sender, render};
+use crate::{Sender, config::DigestConfig, render};
 
-const DISTRICT_OFFSET: i64 = 8 * 3600;
 const DAY: i64 = 24 * 3600;
 
 /// The first digest run at or after `now` (Unix seconds): runs fall on today's `send_at`
 /// in the district plus whole multiples of `period`.
 pub fn next_run(now: i64, send_at: i64, period: i64) -> i64 {
-    let local = now + DISTRICT_OFFSET;
-    let anchor = local - local.rem_euclid(DAY) + send_at - DISTRICT_OFFSET;
+    let offset = i64::from(zhida_runtime::district::UTC_OFFSET_SECONDS);
+    let local = now + offset;
+    let anchor = local - local.rem_euclid(DAY) + send_at - offset;
     let period = period.max(1);
     let mut run = anchor + (now - anchor).div_euclid(period) * period;
     if run < now {

@@ -10,6 +10,7 @@
 //! outcome was recorded; the request is then sent again once the lease expires. The
 //! deterministic Message-ID lets the receiving side recognise that duplicate.
 
+mod config;
 mod digest;
 mod mailer;
 mod render;
@@ -31,26 +32,28 @@ use zhida_store::{
     Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState, Stores,
 };
 
+pub use config::{DigestConfig, NotifierConfig, SmtpConfig, SmtpMode};
 pub use mailer::{MailError, Mailer, redact};
 
-/// The notifier's gRPC routes and its `delivery.requests` consumer.
-pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
+/// The notifier's gRPC routes, its `delivery.requests` consumer and its digest runs; `own`
+/// holds the notifier's own sections (`[smtp]`, `[digest]`).
+pub async fn component(
+    config: &Config,
+    own: &NotifierConfig,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/notifier")?;
     let stores = Stores::open(&config.store).await?;
     let ledger = stores.ledger();
     let sender = Sender {
         ledger: ledger.clone(),
         digests: stores.digests(),
-        mailer: mailer::from_config(&config.smtp)?.into(),
+        mailer: mailer::from_config(&own.smtp)?.into(),
         producer: producer.clone(),
-        from: config.smtp.from.clone(),
+        from: own.smtp.from.clone(),
         lease: config.store.delivery_lease,
     };
-    let digests = digest::run(
-        sender.clone(),
-        config.digest.clone(),
-        shutdown.token.clone(),
-    );
+    let digests = digest::run(sender.clone(), own.digest.clone(), shutdown.token.clone());
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
@@ -68,8 +71,13 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
 }
 
 /// Runs the notifier alone on `listener` until `shutdown`.
-pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let component = component(&config, &shutdown).await?;
+pub async fn run(
+    config: Config,
+    own: NotifierConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let component = component(&config, &own, &shutdown).await?;
     zhida_runtime::serve(vec![component], listener, shutdown).await
 }
 

@@ -14,7 +14,8 @@ use lettre::{
 };
 use secrecy::ExposeSecret;
 use tokio::{net::TcpStream, sync::Mutex};
-use zhida_runtime::config::{SmtpConfig, SmtpMode};
+
+use crate::config::{SmtpConfig, SmtpMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {

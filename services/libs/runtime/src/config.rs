@@ -1,26 +1,31 @@
 //! Layered configuration: built-in defaults, then an optional TOML file, then `ZHIDA_*`
 //! environment variables (`__` separates sections: `ZHIDA_KAFKA__BROKERS=host:9092`;
 //! `ZHIDA_SHUTDOWN_GRACE=30s` for the one top-level key).
-//! [`Config::validate`] runs at start so a bad value stops the process with a clear message.
+//!
+//! The runtime owns the layering, the validation and the sections every service shares
+//! ([`Config`]: gRPC, Kafka, store, telemetry); a component owns its own sections (the
+//! notifier's `[smtp]` and `[digest]`) as [`Sections`], loaded from the same file and
+//! variables by [`Config::load_with`]. Everything is validated at start, so a bad value
+//! stops the process with a message naming its key, and an unknown key is an error too.
 
 use std::{path::Path, time::Duration};
 
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
+    value::Dict,
 };
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-/// The whole configuration of a Zhida process; each service reads the sections it needs.
+/// The sections every Zhida service shares; each service reads the ones it needs. Each
+/// section denies unknown keys; unknown sections are denied by [`Config::load_with`], which
+/// also knows the components' own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Config {
     pub grpc: GrpcConfig,
     pub kafka: KafkaConfig,
     pub store: StoreConfig,
-    pub smtp: SmtpConfig,
-    pub digest: DigestConfig,
     pub telemetry: TelemetryConfig,
     /// How long in-flight work may take to drain after SIGTERM before the process exits anyway.
     #[serde(with = "humantime_serde")]
@@ -33,40 +38,9 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             kafka: KafkaConfig::default(),
             store: StoreConfig::default(),
-            smtp: SmtpConfig::default(),
-            digest: DigestConfig::default(),
             telemetry: TelemetryConfig::default(),
             shutdown_grace: Duration::from_secs(20),
         }
-    }
-}
-
-/// When the notifier sends daily digests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DigestConfig {
-    /// Time of day in the district (UTC+8), `HH:MM`, of the first digest run of a day.
-    pub send_at: String,
-    /// Time between digest runs: `24h` for a daily digest (shorter in tests).
-    #[serde(with = "humantime_serde")]
-    pub period: Duration,
-}
-
-impl Default for DigestConfig {
-    fn default() -> Self {
-        Self {
-            send_at: "08:00".into(),
-            period: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-impl DigestConfig {
-    /// Seconds after midnight of `send_at`, if it is a valid `HH:MM`.
-    pub fn send_at_seconds(&self) -> Option<u64> {
-        let (h, m) = self.send_at.split_once(':')?;
-        let (h, m): (u64, u64) = (h.parse().ok()?, m.parse().ok()?);
-        (h < 24 && m < 60 && self.send_at.len() == 5).then_some(h * 3600 + m * 60)
     }
 }
 
@@ -170,48 +144,6 @@ impl Default for StoreConfig {
     }
 }
 
-/// How the notifier hands over email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpMode {
-    /// A real SMTP server.
-    Smtp,
-    /// `.eml` files in `file_dir` (the embedded default).
-    File,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SmtpConfig {
-    pub mode: SmtpMode,
-    pub host: String,
-    pub port: u16,
-    /// SMTP AUTH credentials, if the relay requires them.
-    pub username: Option<String>,
-    #[serde(skip_serializing)]
-    pub password: Option<SecretString>,
-    /// The From: of every notice.
-    pub from: String,
-    pub file_dir: String,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-impl Default for SmtpConfig {
-    fn default() -> Self {
-        Self {
-            mode: SmtpMode::Smtp,
-            host: "127.0.0.1".into(),
-            port: 25,
-            username: None,
-            password: None,
-            from: "杨浦区政策直达 <zhida@yangpu.example.gov.cn>".into(),
-            file_dir: "mail-out".into(),
-            timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Logs and traces. The two are filtered independently (see [`crate::telemetry`]):
 /// `log_filter` decides what is logged, never which spans exist. Tracing always takes every
 /// `INFO`+ span of Zhida's own crates and every `WARN`+ event, so each record on the bus
@@ -239,6 +171,16 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// The top-level sections a component owns, beside the shared ones (the notifier's
+/// `[smtp]` and `[digest]`): read from the same file and the same `ZHIDA_<SECTION>__<KEY>`
+/// variables by [`Config::load_with`]. Each section struct denies unknown keys itself
+/// (`#[serde(deny_unknown_fields)]`); the loader denies sections nobody owns. Section names
+/// must differ from the shared ones.
+pub trait Sections: Default + Serialize + DeserializeOwned {
+    /// Checks what serde cannot; the error names the key (`smtp.host`).
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
 /// A configuration value that cannot work, with the key that holds it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -246,37 +188,82 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("invalid configuration: {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error(
+        "invalid configuration: unknown section `{section}`{origin}; expected one of {expected}"
+    )]
+    UnknownSection {
+        section: String,
+        /// Where it was set, e.g. ` in zhida.toml TOML file`.
+        origin: String,
+        expected: String,
+    },
+}
+
+impl ConfigError {
+    /// `key` holds a value that cannot work, for `reason`.
+    pub fn invalid(key: &'static str, reason: &str) -> Self {
+        Self::Invalid {
+            key,
+            reason: reason.to_string(),
+        }
+    }
 }
 
 impl Config {
-    /// Defaults, then `file` if given, then `ZHIDA_*` variables from `env`, validated.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    /// Defaults, then `file` if given, then `ZHIDA_*` variables: the shared sections and the
+    /// component sections `S`, each validated.
+    pub fn load_with<S: Sections>(file: Option<&Path>) -> Result<(Self, S), ConfigError> {
+        let shared = Figment::from(Serialized::defaults(Config::default()));
+        let own = Figment::from(Serialized::defaults(S::default()));
+        let sections = |defaults: &Figment| -> Result<Vec<String>, ConfigError> {
+            Ok(defaults
+                .extract::<Dict>()
+                .map_err(Box::new)?
+                .into_keys()
+                .collect())
+        };
+        let mut known = sections(&shared)?;
+        let owned = sections(&own)?;
+        debug_assert!(
+            owned.iter().all(|section| !known.contains(section)),
+            "a component section shadows a shared one: {owned:?}"
+        );
+        known.extend(owned);
+        let mut figment = shared.merge(own);
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment
-            .merge(
-                // Only `SECTION__KEY` variables (and the one top-level key) are config:
-                // scripts and tests use other `ZHIDA_*` names (ZHIDA_CACHE, ZHIDA_TEST_KAFKA, …).
-                Env::prefixed("ZHIDA_")
-                    .filter(|key| key.as_str().contains("__") || key == "shutdown_grace")
-                    .split("__"),
-            )
-            .extract()
-            .map_err(Box::new)?;
+        let figment = figment.merge(
+            // Only `SECTION__KEY` variables (and the one top-level key) are config:
+            // scripts and tests use other `ZHIDA_*` names (ZHIDA_CACHE, ZHIDA_TEST_KAFKA, …).
+            Env::prefixed("ZHIDA_")
+                .filter(|key| key.as_str().contains("__") || key == "shutdown_grace")
+                .split("__"),
+        );
+        let present = figment.extract::<Dict>().map_err(Box::new)?;
+        if let Some(section) = present.keys().find(|key| !known.contains(key)) {
+            let origin = figment
+                .find_metadata(section)
+                .map_or_else(String::new, |md| match &md.source {
+                    Some(source) => format!(" in {source} {}", md.name),
+                    None => format!(" in {}", md.name),
+                });
+            return Err(ConfigError::UnknownSection {
+                section: section.clone(),
+                origin,
+                expected: known.join(", "),
+            });
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        let own: S = figment.extract().map_err(Box::new)?;
         config.validate()?;
-        Ok(config)
+        own.validate()?;
+        Ok((config, own))
     }
 
     /// Checks what serde cannot: non-empty addresses, sane numbers.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_string(),
-            })
-        };
+        let invalid = |key, reason| Err(ConfigError::invalid(key, reason));
         if self.grpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("grpc.listen", "must be an ip:port such as 0.0.0.0:50051");
         }
@@ -298,18 +285,6 @@ impl Config {
         if self.store.delivery_lease < Duration::from_secs(1) {
             return invalid("store.delivery_lease", "must be at least 1s");
         }
-        if self.smtp.mode == SmtpMode::Smtp && self.smtp.host.trim().is_empty() {
-            return invalid("smtp.host", "must be set when smtp.mode = \"smtp\"");
-        }
-        if self.digest.send_at_seconds().is_none() {
-            return invalid("digest.send_at", "must be a time of day HH:MM, e.g. 08:00");
-        }
-        if self.digest.period < Duration::from_secs(1) {
-            return invalid("digest.period", "must be at least 1s");
-        }
-        if !self.smtp.from.contains('@') {
-            return invalid("smtp.from", "must be a mailbox such as Name <a@b.cn>");
-        }
         Ok(())
     }
 }
@@ -318,20 +293,51 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn file_values_override_defaults_and_bad_values_name_their_key() {
+    /// A component's own section, as the notifier's `[smtp]`.
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Own {
+        mail: Mail,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Mail {
+        host: String,
+    }
+
+    impl Default for Mail {
+        fn default() -> Self {
+            Self {
+                host: "127.0.0.1".into(),
+            }
+        }
+    }
+
+    impl Sections for Own {
+        fn validate(&self) -> Result<(), ConfigError> {
+            if self.mail.host.is_empty() {
+                return Err(ConfigError::invalid("mail.host", "must be set"));
+            }
+            Ok(())
+        }
+    }
+
+    fn load(toml: &str) -> Result<(Config, Own), ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("zhida.toml");
-        std::fs::write(&path, "[kafka]\nbrokers = \"k1:9092\"\npartitions = 0\n").expect("write");
-        let err = Config::load(Some(&path)).expect_err("partitions = 0 must be rejected");
+        std::fs::write(&path, toml).expect("write");
+        Config::load_with(Some(&path))
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_bad_values_name_their_key() {
+        let err = load("[kafka]\nbrokers = \"k1:9092\"\npartitions = 0\n")
+            .expect_err("partitions = 0 must be rejected");
         assert!(err.to_string().contains("kafka.partitions"), "{err}");
 
-        std::fs::write(
-            &path,
-            "shutdown_grace = \"5s\"\n[kafka]\nbrokers = \"k1:9092\"\n",
-        )
-        .expect("write");
-        let config = Config::load(Some(&path)).expect("valid");
+        let (config, _) =
+            load("shutdown_grace = \"5s\"\n[kafka]\nbrokers = \"k1:9092\"\n").expect("valid");
         assert_eq!(config.kafka.brokers, "k1:9092");
         assert_eq!(config.shutdown_grace, Duration::from_secs(5));
         assert_eq!(
@@ -342,10 +348,31 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_rather_than_ignored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("zhida.toml");
-        std::fs::write(&path, "[kafka]\nbroker = \"typo:9092\"\n").expect("write");
-        let err = Config::load(Some(&path)).expect_err("typo must be rejected");
+        let err = load("[kafka]\nbroker = \"typo:9092\"\n").expect_err("typo must be rejected");
         assert!(err.to_string().contains("broker"), "{err}");
+    }
+
+    #[test]
+    fn a_components_sections_load_beside_the_shared_ones_and_are_checked_alike() {
+        let (config, own) =
+            load("[mail]\nhost = \"smtp.example.cn\"\n[grpc]\nlisten = \"127.0.0.1:1\"\n")
+                .expect("valid");
+        assert_eq!(own.mail.host, "smtp.example.cn");
+        assert_eq!(config.grpc.listen, "127.0.0.1:1");
+        assert_eq!(
+            load("").expect("defaults are valid").1.mail.host,
+            "127.0.0.1"
+        );
+
+        let err = load("[mail]\nhots = \"typo\"\n").expect_err("typo must be rejected");
+        assert!(err.to_string().contains("hots"), "{err}");
+        let err = load("[mail]\nhost = \"\"\n").expect_err("empty host must be rejected");
+        assert!(err.to_string().contains("mail.host"), "{err}");
+        let err = load("[mali]\nhost = \"x\"\n").expect_err("unknown section must be rejected");
+        assert!(
+            err.to_string().contains("unknown section `mali`")
+                && err.to_string().contains("zhida.toml"),
+            "{err}"
+        );
     }
 }
