@@ -12,6 +12,7 @@ use std::{
 
 use serde_json::Value;
 use zhida_audience::{Index, Rule};
+use zhida_catalogue::Catalogue;
 use zhida_proto::events::v1::Profile;
 
 /// Why the command failed: bad input (exit code 2) or an I/O problem (exit code 1).
@@ -24,8 +25,9 @@ pub enum AudienceError {
 }
 
 pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), AudienceError> {
+    let catalogue = Catalogue::yangpu();
     let text = std::fs::read_to_string(rule).map_err(|e| read_error(rule, &e))?;
-    let rule = Rule::parse(&text)
+    let rule = Rule::parse(&text, &catalogue.industries)
         .map_err(|e| AudienceError::Invalid(format!("{}: {e}", rule.display())))?;
 
     let file = std::fs::File::open(profiles)
@@ -44,7 +46,7 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
         }
         let profile: Profile = zhida_proto::json::parse("zhida.events.v1.Profile", &line)
             .map_err(|e| AudienceError::Invalid(format!("{at}: not a Profile: {e}")))?;
-        if let Err(bad) = zhida_profiler::validate(Some(&profile), &today) {
+        if let Err(bad) = zhida_profiler::validate(Some(&profile), &today, &catalogue) {
             let problems: Vec<String> = bad
                 .violations()
                 .iter()

@@ -12,7 +12,8 @@ use prost::Message as _;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::json;
 use zhida_audience::Rule;
-use zhida_profiler::{Directory, GROUPS, QUALIFICATIONS, SIZES, Target, YANGPU_STREETS};
+use zhida_catalogue::Catalogue;
+use zhida_profiler::{Directory, Target};
 use zhida_proto::events::v1::{
     Channel, Citizen, Contact, Enterprise, Frequency, Profile, ProfileUpserted, SubjectKind,
     Subscription, profile::Details,
@@ -23,13 +24,12 @@ const INDUSTRIES: [&str; 8] = [
     "I6513", "I6520", "M7320", "M7520", "F5191", "L7212", "C3911", "E4813",
 ];
 
-fn profile(rng: &mut StdRng, i: usize) -> Profile {
+/// A profile with its values drawn from `catalogue`.
+fn profile(rng: &mut StdRng, i: usize, catalogue: &Catalogue) -> Profile {
     let citizen = rng.random_bool(0.75);
     let n = rng.random_range(1..=3);
-    let tags: Vec<&str> = zhida_publisher::TAGS
-        .choose_multiple(rng, n)
-        .map(|(tag, _)| *tag)
-        .collect();
+    let all_tags: Vec<&str> = catalogue.tags.iter().map(|t| t.tag.as_str()).collect();
+    let tags: Vec<&str> = all_tags.choose_multiple(rng, n).copied().collect();
     let subscriptions = if rng.random_bool(0.1) {
         vec![Subscription {
             id: format!("sub-{i}"),
@@ -51,7 +51,15 @@ fn profile(rng: &mut StdRng, i: usize) -> Profile {
     };
     let details = if citizen {
         let groups: Vec<String> = if rng.random_bool(0.3) {
-            vec![GROUPS.choose(rng).copied().unwrap_or("老年人").into()]
+            vec![
+                catalogue
+                    .groups
+                    .as_slice()
+                    .choose(rng)
+                    .copied()
+                    .unwrap_or("老年人")
+                    .into(),
+            ]
         } else {
             vec![]
         };
@@ -70,7 +78,13 @@ fn profile(rng: &mut StdRng, i: usize) -> Profile {
         Details::Enterprise(Enterprise {
             credit_code: format!("91310110MA1{i:06}X"),
             industry: INDUSTRIES.choose(rng).copied().unwrap_or("I6513").into(),
-            size: SIZES.choose(rng).copied().unwrap_or("微").into(),
+            size: catalogue
+                .sizes
+                .as_slice()
+                .choose(rng)
+                .copied()
+                .unwrap_or("微")
+                .into(),
             registered_on: format!(
                 "{}-{:02}-15",
                 rng.random_range(2000..2025),
@@ -80,7 +94,9 @@ fn profile(rng: &mut StdRng, i: usize) -> Profile {
             employees: rng.random_range(1..500),
             qualifications: if rng.random_bool(0.15) {
                 vec![
-                    QUALIFICATIONS
+                    catalogue
+                        .qualifications
+                        .as_slice()
                         .choose(rng)
                         .copied()
                         .unwrap_or("专精特新")
@@ -101,7 +117,9 @@ fn profile(rng: &mut StdRng, i: usize) -> Profile {
             SubjectKind::Enterprise
         } as i32,
         display_name: format!("用户{i}"),
-        street: YANGPU_STREETS
+        street: catalogue
+            .streets
+            .as_slice()
             .choose(rng)
             .copied()
             .unwrap_or("五角场街道")
@@ -161,11 +179,12 @@ const POLICIES: [(&str, &str, &str); 5] = [
 fn main() {
     let profiles = env_or("BENCH_PROFILES", 1_000_000);
     let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let catalogue = Catalogue::yangpu();
     let mut rng = StdRng::seed_from_u64(SEED);
     let records: Vec<Vec<u8>> = (0..profiles)
         .map(|i| {
             ProfileUpserted {
-                profile: Some(profile(&mut rng, i)),
+                profile: Some(profile(&mut rng, i, &catalogue)),
             }
             .encode_to_vec()
         })
@@ -178,7 +197,7 @@ fn main() {
 
     let before = rss_bytes();
     let started = Instant::now();
-    let mut directory = Directory::default();
+    let mut directory = Directory::new(catalogue.industries.clone());
     for record in &records {
         let upserted = ProfileUpserted::decode(record.as_slice()).expect("encoded above");
         if let Some(profile) = upserted.profile {
@@ -202,7 +221,7 @@ fn main() {
     for (name, tag, rule) in POLICIES {
         let target = Target {
             tags: vec![tag.to_string()],
-            audience: Some(Rule::parse(rule).expect("valid rule")),
+            audience: Some(Rule::parse(rule, &catalogue.industries).expect("valid rule")),
             document: json!({"tags": [tag], "department": "区科委"}),
         };
         let mut samples = Vec::new();

@@ -9,6 +9,7 @@ use std::{
 
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
+use zhida_catalogue::Industries;
 use zhida_proto::events::v1::{Channel, Frequency, Profile};
 
 use crate::document;
@@ -71,14 +72,16 @@ impl Explanation {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Directory {
     profiles: HashMap<String, Profile>,
     audience: Index,
     subscriptions: Subscriptions,
+    /// The codes `industry` conditions in subscription filters may name.
+    industries: Industries,
 }
 
-fn indexed(profile: &Profile) -> Vec<IndexedSubscription> {
+fn indexed(profile: &Profile, industries: &Industries) -> Vec<IndexedSubscription> {
     profile
         .subscriptions
         .iter()
@@ -88,7 +91,7 @@ fn indexed(profile: &Profile) -> Vec<IndexedSubscription> {
             } else {
                 // Filters are validated before a profile is written; one that no longer
                 // parses (the rule language changed) matches nothing rather than everything.
-                match Rule::parse(&s.filter) {
+                match Rule::parse(&s.filter, industries) {
                     Ok(rule) => Some(rule),
                     Err(e) => {
                         tracing::error!(
@@ -111,6 +114,16 @@ fn indexed(profile: &Profile) -> Vec<IndexedSubscription> {
 }
 
 impl Directory {
+    /// An empty directory; `industries` are the codes subscription filters may name.
+    pub fn new(industries: Industries) -> Self {
+        Self {
+            profiles: HashMap::new(),
+            audience: Index::default(),
+            subscriptions: Subscriptions::default(),
+            industries,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.profiles.len()
     }
@@ -129,7 +142,8 @@ impl Directory {
         let previous = self.profiles.get(&id).map(document::profile);
         self.audience
             .upsert(&id, &document::profile(&profile), previous.as_ref());
-        self.subscriptions.replace(&id, indexed(&profile));
+        self.subscriptions
+            .replace(&id, indexed(&profile, &self.industries));
         self.profiles.insert(id, profile);
     }
 
@@ -281,6 +295,10 @@ mod tests {
 
     use super::*;
 
+    fn directory() -> Directory {
+        Directory::new(Industries::gbt4754_2017())
+    }
+
     fn citizen(id: &str, street: &str, groups: &[&str], consent: bool) -> Profile {
         Profile {
             subject_id: id.into(),
@@ -303,7 +321,7 @@ mod tests {
 
     #[test]
     fn digest_subscriptions_wait_for_the_digest_unless_something_asks_for_now() {
-        let mut d = Directory::default();
+        let mut d = directory();
         let mut daily = subscribed(citizen("a", "殷行街道", &[], true), "d", &["housing"], "");
         daily.subscriptions[0].frequency = Frequency::DailyDigest as i32;
         d.upsert(daily.clone());
@@ -345,7 +363,8 @@ mod tests {
     fn target(tags: &[&str], audience: Option<&str>, department: &str) -> Target {
         Target {
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            audience: audience.map(|a| Rule::parse(a).expect("valid rule")),
+            audience: audience
+                .map(|a| Rule::parse(a, &Industries::gbt4754_2017()).expect("valid rule")),
             document: json!({"department": department, "tags": tags}),
         }
     }
@@ -360,7 +379,7 @@ mod tests {
 
     #[test]
     fn audience_and_subscriptions_merge_into_one_list_with_reasons() {
-        let mut d = Directory::default();
+        let mut d = directory();
         // In the audience and subscribed: one delivery, both reasons.
         d.upsert(subscribed(
             citizen("a", "五角场街道", &["高校毕业生"], true),
@@ -418,7 +437,7 @@ mod tests {
 
     #[test]
     fn replacing_or_removing_a_profile_updates_every_index() {
-        let mut d = Directory::default();
+        let mut d = directory();
         d.upsert(subscribed(
             citizen("a", "五角场街道", &["高校毕业生"], true),
             "s",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use zhida_audience::Rule;
+use zhida_catalogue::Catalogue;
 use zhida_proto::{
     events::v1::{PolicyPublished, Profile},
     profile::v1::{
@@ -35,6 +36,8 @@ const MAX_SAMPLE: u32 = 100;
 pub(crate) struct ProfileApi {
     pub replica: Arc<Replica>,
     pub writer: Writer,
+    /// What profiles, subscriptions and drafts are checked against.
+    pub catalogue: Catalogue,
 }
 
 impl ProfileApi {
@@ -59,7 +62,7 @@ fn check_id(bad: &mut FieldViolations, field: &str, id: &str) {
 }
 
 /// A draft from PreviewAudience or ExplainMatch, checked field by field (`policy.…`).
-fn draft_target(draft: Option<PolicyDraft>) -> Result<Target> {
+fn draft_target(draft: Option<PolicyDraft>, catalogue: &Catalogue) -> Result<Target> {
     let mut bad = FieldViolations::new();
     let Some(draft) = draft else {
         bad.add(
@@ -72,7 +75,7 @@ fn draft_target(draft: Option<PolicyDraft>) -> Result<Target> {
         bad.add("policy", "give tags, an audience rule, or both");
     }
     for (i, tag) in draft.tags.iter().enumerate() {
-        if !zhida_publisher::is_tag(tag) {
+        if !catalogue.tags.contains(tag) {
             bad.add(
                 format!("policy.tags[{i}]"),
                 format!("{tag:?} is not in the tag catalogue"),
@@ -82,7 +85,7 @@ fn draft_target(draft: Option<PolicyDraft>) -> Result<Target> {
     let audience = if draft.audience.trim().is_empty() {
         None
     } else {
-        match Rule::parse(&draft.audience) {
+        match Rule::parse(&draft.audience, &catalogue.industries) {
             Ok(rule) => Some(rule),
             Err(e) => {
                 bad.add("policy.audience", e.to_string());
@@ -112,8 +115,12 @@ impl ProfileService for ProfileApi {
         request: Request<UpsertProfileRequest>,
     ) -> Result<Response<UpsertProfileResponse>, Status> {
         let request = request.into_inner();
-        profile::validate(request.profile.as_ref(), &zhida_runtime::district::today())
-            .map_err(Error::Invalid)?;
+        profile::validate(
+            request.profile.as_ref(),
+            &zhida_runtime::district::today(),
+            &self.catalogue,
+        )
+        .map_err(Error::Invalid)?;
         let Some(mut profile) = request.profile else {
             return Err(Status::invalid_argument("profile: required"));
         };
@@ -172,7 +179,7 @@ impl ProfileService for ProfileApi {
             bad.add("subscription", "required");
             return Err(bad.into());
         };
-        profile::validate_subscription(&mut bad, "subscription", &subscription);
+        profile::validate_subscription(&mut bad, "subscription", &subscription, &self.catalogue);
         bad.into_result()?;
         if subscription.id.is_empty() {
             subscription.id = profile::subscription_id(&subscription);
@@ -229,7 +236,7 @@ impl ProfileService for ProfileApi {
             bad.add("sample_size", format!("at most {MAX_SAMPLE}"));
             return Err(bad.into());
         }
-        let target = draft_target(request.policy)?;
+        let target = draft_target(request.policy, &self.catalogue)?;
         let sample_size = match request.sample_size {
             0 => DEFAULT_SAMPLE,
             n => n,
@@ -265,7 +272,7 @@ impl ProfileService for ProfileApi {
     ) -> Result<Response<ExplainMatchResponse>, Status> {
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
-        let target = draft_target(request.policy)?;
+        let target = draft_target(request.policy, &self.catalogue)?;
         let explanation = self
             .replica
             .with_directory(|directory| directory.explain(&request.subject_id, &target))

@@ -13,7 +13,8 @@
 //! - [`writer`]: profile writes, one at a time per subject across every replica;
 //! - [`matcher`]: the `policy.events` handler that requests deliveries;
 //! - [`grpc`]: the `ProfileService` handlers;
-//! - [`profile`], [`directory`], [`document`]: the pure model, its validation and indexes;
+//! - [`profile`], [`directory`], [`document`]: the pure model, its validation (against the
+//!   district's [`Catalogue`], built once here and passed down) and indexes;
 //! - [`error`]: the profiler's errors and their one mapping to gRPC statuses.
 
 mod directory;
@@ -23,23 +24,19 @@ mod grpc;
 mod matcher;
 mod profile;
 mod replica;
-mod streets;
 mod writer;
 
 use std::sync::Arc;
 
 use tokio::{net::TcpListener, sync::watch};
 use zhida_bus::{ConsumerSpec, Producer, TableReader, Topic};
+use zhida_catalogue::Catalogue;
 use zhida_proto::profile::v1::profile_service_server::ProfileServiceServer;
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
 pub use directory::{Directory, Explanation, Recipient, Resolution, Target};
-pub use profile::{
-    GROUPS, HUKOU, QUALIFICATIONS, SIZES, credit_code, credit_code_check, is_email, is_mobile,
-    subscription_id, validate,
-};
-pub use streets::YANGPU_STREETS;
+pub use profile::{credit_code, credit_code_check, is_email, is_mobile, subscription_id, validate};
 
 /// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
@@ -47,7 +44,8 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let leases = Stores::open(&config.store)
         .await?
         .write_leases("profile-writes");
-    let replica = Arc::new(replica::Replica::default());
+    let catalogue = Catalogue::yangpu();
+    let replica = Arc::new(replica::Replica::new(catalogue.industries.clone()));
     let (caught_up_tx, caught_up) = watch::channel(false);
 
     let replay = {
@@ -68,6 +66,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             replica: replica.clone(),
             producer: producer.clone(),
             caught_up: caught_up.clone(),
+            industries: catalogue.industries.clone(),
         },
         producer.clone(),
         shutdown.token.clone(),
@@ -82,6 +81,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         .grpc(ProfileServiceServer::new(grpc::ProfileApi {
             replica,
             writer,
+            catalogue,
         }))
         .ready_when(caught_up)
         .task("profiles-replay", replay)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use zhida_audience::Rule;
 use zhida_bus::{HandleError, Handler, Producer, Record};
+use zhida_catalogue::Industries;
 use zhida_proto::events::v1::{DeliveryRequested, PolicyPublished};
 use zhida_store::DeliveryKey;
 
@@ -17,6 +18,8 @@ pub(crate) struct PolicyMatcher {
     pub producer: Producer,
     /// True once the `profiles` replay caught up: before, matching would miss recipients.
     pub caught_up: watch::Receiver<bool>,
+    /// The codes `industry` conditions in audience rules may name.
+    pub industries: Industries,
 }
 
 #[async_trait::async_trait]
@@ -35,7 +38,7 @@ impl Handler for PolicyMatcher {
         }
         // The publisher validated the rule; one that does not parse here was written by
         // something else (or a newer rule language): not retryable.
-        let target = target_of(&policy).map_err(|e| {
+        let target = target_of(&policy, &self.industries).map_err(|e| {
             HandleError::permanent(format!("policy {} audience: {e}", policy.policy_id))
         })?;
         let resolution = self
@@ -93,13 +96,16 @@ impl Handler for PolicyMatcher {
 const SEND_BATCH: usize = 1000;
 
 /// What matching needs of a published policy.
-pub(crate) fn target_of(policy: &PolicyPublished) -> Result<Target, zhida_audience::RuleError> {
+pub(crate) fn target_of(
+    policy: &PolicyPublished,
+    industries: &Industries,
+) -> Result<Target, zhida_audience::RuleError> {
     Ok(Target {
         tags: policy.tags.clone(),
         audience: if policy.audience.trim().is_empty() {
             None
         } else {
-            Some(Rule::parse(&policy.audience)?)
+            Some(Rule::parse(&policy.audience, industries)?)
         },
         document: document::policy(policy),
     })

@@ -1,13 +1,14 @@
 //! Profile validation: [`validate`] reports every bad field of an incoming profile, so a
 //! client fixes them all in one round. Contact addresses are never echoed (personal data).
+//! Closed lists (streets, groups …), industries and tags are checked against the
+//! [`Catalogue`] the caller passes.
 
 use zhida_audience::Rule;
+use zhida_catalogue::{Catalogue, Terms};
 use zhida_proto::events::v1::{
     Channel, Citizen, Enterprise, Frequency, Profile, SubjectKind, Subscription, profile::Details,
 };
 use zhida_runtime::FieldViolations;
-
-use crate::streets;
 
 const MAX_CONTACTS: usize = 10;
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 50;
@@ -16,37 +17,6 @@ const MAX_MEMBERSHIPS: usize = 20;
 /// A subscriber's own filter is small; with 50 subscriptions a profile stays well under
 /// Kafka's default 1 MB message limit.
 const MAX_FILTER_BYTES: usize = 4096;
-
-/// Groups the district's policies address (citizen `groups`).
-pub const GROUPS: [&str; 8] = [
-    "高校毕业生",
-    "失业人员",
-    "退役军人",
-    "农民工",
-    "老年人",
-    "残疾人",
-    "低保对象",
-    "新就业形态劳动者",
-];
-
-/// Household registration (citizen `hukou`).
-pub const HUKOU: [&str; 4] = ["本区", "本市", "外省市", "境外"];
-
-/// Enterprise size classes (国统字〔2017〕213号).
-pub const SIZES: [&str; 4] = ["大", "中", "小", "微"];
-
-/// Recognised enterprise qualifications: a closed list, so a typo cannot silently drop an
-/// enterprise out of every audience that selects on it.
-pub const QUALIFICATIONS: [&str; 8] = [
-    "高新技术企业",
-    "专精特新",
-    "专精特新小巨人",
-    "科技型中小企业",
-    "创新型中小企业",
-    "技术先进型服务企业",
-    "瞪羚企业",
-    "独角兽企业",
-];
 
 /// Largest registered capital accepted, in 万元 (rules compare numbers within ±10⁹).
 const MAX_CAPITAL: f64 = 1e9;
@@ -151,22 +121,18 @@ fn is_language(tag: &str) -> bool {
         && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Adds a violation for each value of `values` outside `allowed` and for duplicates.
-fn closed_list(
-    bad: &mut FieldViolations,
-    field: &str,
-    values: &[String],
-    allowed: &[&str],
-    max: usize,
-) {
+/// Adds a violation for each value of `values` outside `allowed` and for duplicates; at
+/// most every term once.
+fn closed_list(bad: &mut FieldViolations, field: &str, values: &[String], allowed: &Terms) {
+    let max = allowed.len();
     if values.len() > max {
         bad.add(field, format!("at most {max}"));
     }
     for (i, value) in values.iter().enumerate() {
-        if !allowed.contains(&value.as_str()) {
+        if !allowed.contains(value) {
             bad.add(
                 format!("{field}[{i}]"),
-                format!("{value:?} is not one of {}", allowed.join(" ")),
+                format!("{value:?} is not one of {allowed}"),
             );
         } else if values[..i].contains(value) {
             bad.add(
@@ -193,24 +159,18 @@ fn memberships(bad: &mut FieldViolations, field: &str, ids: &[String]) {
     }
 }
 
-fn validate_citizen(bad: &mut FieldViolations, c: &Citizen, this_year: u32) {
+fn validate_citizen(bad: &mut FieldViolations, c: &Citizen, this_year: u32, catalogue: &Catalogue) {
     if c.birth_year != 0 && !(1900..=this_year).contains(&c.birth_year) {
         bad.add(
             "profile.citizen.birth_year",
             format!("between 1900 and {this_year}, or 0 when unknown"),
         );
     }
-    closed_list(
-        bad,
-        "profile.citizen.groups",
-        &c.groups,
-        &GROUPS,
-        GROUPS.len(),
-    );
-    if !c.hukou.is_empty() && !HUKOU.contains(&c.hukou.as_str()) {
+    closed_list(bad, "profile.citizen.groups", &c.groups, &catalogue.groups);
+    if !c.hukou.is_empty() && !catalogue.hukou.contains(&c.hukou) {
         bad.add(
             "profile.citizen.hukou",
-            format!("{:?} is not one of {}", c.hukou, HUKOU.join(" ")),
+            format!("{:?} is not one of {}", c.hukou, catalogue.hukou),
         );
     }
     if !c.language.is_empty() && !is_language(&c.language) {
@@ -221,11 +181,16 @@ fn validate_citizen(bad: &mut FieldViolations, c: &Citizen, this_year: u32) {
     }
 }
 
-fn validate_enterprise(bad: &mut FieldViolations, e: &Enterprise, today: &str) {
+fn validate_enterprise(
+    bad: &mut FieldViolations,
+    e: &Enterprise,
+    today: &str,
+    catalogue: &Catalogue,
+) {
     if let Some(problem) = credit_code_problem(&e.credit_code) {
         bad.add("profile.enterprise.credit_code", problem);
     }
-    if zhida_audience::industry_name(&e.industry).is_none() {
+    if !catalogue.industries.contains(&e.industry) {
         bad.add(
             "profile.enterprise.industry",
             format!(
@@ -234,10 +199,10 @@ fn validate_enterprise(bad: &mut FieldViolations, e: &Enterprise, today: &str) {
             ),
         );
     }
-    if !SIZES.contains(&e.size.as_str()) {
+    if !catalogue.sizes.contains(&e.size) {
         bad.add(
             "profile.enterprise.size",
-            format!("{:?} is not one of {}", e.size, SIZES.join(" ")),
+            format!("{:?} is not one of {}", e.size, catalogue.sizes),
         );
     }
     if !e.registered_on.is_empty() {
@@ -266,15 +231,19 @@ fn validate_enterprise(bad: &mut FieldViolations, e: &Enterprise, today: &str) {
         bad,
         "profile.enterprise.qualifications",
         &e.qualifications,
-        &QUALIFICATIONS,
-        QUALIFICATIONS.len(),
+        &catalogue.qualifications,
     );
     memberships(bad, "profile.enterprise.parks", &e.parks);
     memberships(bad, "profile.enterprise.associations", &e.associations);
 }
 
 /// Checks one subscription; `field` is where it sits (`profile.subscriptions[2]`).
-pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscription) {
+pub fn validate_subscription(
+    bad: &mut FieldViolations,
+    field: &str,
+    s: &Subscription,
+    catalogue: &Catalogue,
+) {
     if !s.id.is_empty() && !is_subject_id(&s.id) {
         bad.add(
             format!("{field}.id"),
@@ -288,13 +257,10 @@ pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscri
         );
     }
     for (j, tag) in s.tags.iter().enumerate() {
-        if !zhida_publisher::is_tag(tag) {
+        if !catalogue.tags.contains(tag) {
             bad.add(
                 format!("{field}.tags[{j}]"),
-                format!(
-                    "{tag:?} is not in the tag catalogue: {}",
-                    zhida_publisher::tag_list()
-                ),
+                format!("{tag:?} is not in the tag catalogue: {}", catalogue.tags),
             );
         }
     }
@@ -304,7 +270,7 @@ pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscri
             format!("at most {MAX_FILTER_BYTES} bytes"),
         );
     } else if !s.filter.is_empty()
-        && let Err(e) = Rule::parse(&s.filter)
+        && let Err(e) = Rule::parse(&s.filter, &catalogue.industries)
     {
         bad.add(format!("{field}.filter"), e.to_string());
     }
@@ -334,9 +300,13 @@ pub fn validate_subscription(bad: &mut FieldViolations, field: &str, s: &Subscri
     }
 }
 
-/// Checks every field of `profile`. `today` is `YYYY-MM-DD` (registration dates and birth
-/// years cannot lie after it).
-pub fn validate(profile: Option<&Profile>, today: &str) -> Result<(), FieldViolations> {
+/// Checks every field of `profile` against `catalogue`. `today` is `YYYY-MM-DD`
+/// (registration dates and birth years cannot lie after it).
+pub fn validate(
+    profile: Option<&Profile>,
+    today: &str,
+    catalogue: &Catalogue,
+) -> Result<(), FieldViolations> {
     let mut bad = FieldViolations::new();
     let Some(p) = profile else {
         bad.add("profile", "required");
@@ -352,10 +322,10 @@ pub fn validate(profile: Option<&Profile>, today: &str) -> Result<(), FieldViola
     match (SubjectKind::try_from(p.kind), &p.details) {
         (Ok(SubjectKind::Citizen), None) => {}
         (Ok(SubjectKind::Citizen), Some(Details::Citizen(c))) => {
-            validate_citizen(&mut bad, c, this_year)
+            validate_citizen(&mut bad, c, this_year, catalogue)
         }
         (Ok(SubjectKind::Enterprise), Some(Details::Enterprise(e))) => {
-            validate_enterprise(&mut bad, e, today)
+            validate_enterprise(&mut bad, e, today, catalogue)
         }
         (Ok(SubjectKind::Citizen), Some(Details::Enterprise(_))) => bad.add(
             "profile.enterprise",
@@ -377,13 +347,12 @@ pub fn validate(profile: Option<&Profile>, today: &str) -> Result<(), FieldViola
             "required: 1–100 characters, no control characters",
         );
     }
-    if !streets::is_street(&p.street) {
+    if !catalogue.streets.contains(&p.street) {
         bad.add(
             "profile.street",
             format!(
                 "{:?} is not a street of the district; one of {}",
-                p.street,
-                streets::YANGPU_STREETS.join(" ")
+                p.street, catalogue.streets
             ),
         );
     }
@@ -420,7 +389,7 @@ pub fn validate(profile: Option<&Profile>, today: &str) -> Result<(), FieldViola
     }
     for (i, subscription) in p.subscriptions.iter().enumerate() {
         let field = format!("profile.subscriptions[{i}]");
-        validate_subscription(&mut bad, &field, subscription);
+        validate_subscription(&mut bad, &field, subscription, catalogue);
         if !subscription.id.is_empty()
             && p.subscriptions[..i].iter().any(|s| s.id == subscription.id)
         {
@@ -557,7 +526,7 @@ mod tests {
     }
 
     fn fields(profile: &Profile) -> Vec<String> {
-        match validate(Some(profile), "2026-11-27") {
+        match validate(Some(profile), "2026-11-27", &Catalogue::yangpu()) {
             Ok(()) => Vec::new(),
             Err(bad) => bad.violations().iter().map(|(f, _)| f.clone()).collect(),
         }

@@ -9,20 +9,19 @@ use std::{
 
 use tokio::sync::Notify;
 use zhida_bus::TableRecord;
+use zhida_catalogue::Industries;
 use zhida_proto::events::v1::ProfileUpserted;
 use zhida_store::LogPosition;
 
 use crate::directory::{Directory, Resolution, Target};
 
 /// Shared by the replay, the policy matcher and the gRPC service.
-#[derive(Default)]
 pub(crate) struct Replica {
     state: RwLock<State>,
     /// Woken whenever the replay applied a record.
     replayed: Notify,
 }
 
-#[derive(Default)]
 struct State {
     directory: Directory,
     /// subject → offset of the last record this replica wrote for it. A write is applied at
@@ -49,6 +48,18 @@ impl State {
 }
 
 impl Replica {
+    /// An empty copy; `industries` are the codes stored subscription filters may name.
+    pub fn new(industries: Industries) -> Self {
+        Self {
+            state: RwLock::new(State {
+                directory: Directory::new(industries),
+                ahead: HashMap::new(),
+                replayed: HashMap::new(),
+            }),
+            replayed: Notify::new(),
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -140,6 +151,10 @@ mod tests {
 
     use super::*;
 
+    fn replica() -> Replica {
+        Replica::new(Industries::gbt4754_2017())
+    }
+
     fn version(subscriptions: &[&str]) -> Profile {
         Profile {
             subject_id: "c-1".into(),
@@ -181,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_replay_never_rolls_back_this_replicas_own_writes() {
-        let replica = Replica::default();
+        let replica = replica();
         let (v1, v2, v3) = (version(&["a"]), version(&["a", "b"]), version(&["c"]));
         // v1 and v2 written here (offsets 3 and 5) and applied at once.
         for (profile, offset) in [(&v1, 3), (&v2, 5)] {
@@ -206,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_waits_until_the_replay_passed_the_previous_write() {
-        let replica = Arc::new(Replica::default());
+        let replica = Arc::new(replica());
         let at = LogPosition {
             partition: 0,
             offset: 4,

@@ -4,14 +4,17 @@
 //! Publishing is idempotent per `request_id`: the policy id is derived from it, so a client
 //! that retries after a timeout gets the same id, and any duplicate event it causes carries
 //! the same CloudEvents id and is absorbed by the downstream dedup.
+//!
+//! Policies are checked against the district's [`Catalogue`] (their tags, and the
+//! industries their audience rules name), which `ListTags` also serves.
 
-mod catalogue;
 mod error;
 mod policy;
 
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 use zhida_bus::Producer;
+use zhida_catalogue::Catalogue;
 use zhida_proto::{
     events::v1::PolicyPublished,
     policy::v1::{
@@ -21,14 +24,18 @@ use zhida_proto::{
 };
 use zhida_runtime::{Component, Config, Shutdown};
 
-pub use catalogue::{TAGS, is_tag, tag_list};
 use error::Error;
 pub use policy::NewPolicy;
 
 /// The publisher's gRPC routes (it has no background tasks).
 pub async fn component(config: &Config, _shutdown: &Shutdown) -> anyhow::Result<Component> {
     let producer = Producer::new(&config.kafka, "/zhida/publisher")?;
-    Ok(Component::new("publisher").grpc(PolicyServiceServer::new(Publisher { producer })))
+    Ok(
+        Component::new("publisher").grpc(PolicyServiceServer::new(Publisher {
+            producer,
+            catalogue: Catalogue::yangpu(),
+        })),
+    )
 }
 
 /// Runs the publisher alone on `listener` until `shutdown`.
@@ -39,6 +46,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
 struct Publisher {
     producer: Producer,
+    /// What policies are checked against; its tags are what `ListTags` serves.
+    catalogue: Catalogue,
 }
 
 #[tonic::async_trait]
@@ -48,11 +57,13 @@ impl PolicyService for Publisher {
         _request: Request<ListTagsRequest>,
     ) -> Result<Response<ListTagsResponse>, Status> {
         Ok(Response::new(ListTagsResponse {
-            tags: TAGS
+            tags: self
+                .catalogue
+                .tags
                 .iter()
-                .map(|(tag, name)| Tag {
-                    tag: tag.to_string(),
-                    name: name.to_string(),
+                .map(|t| Tag {
+                    tag: t.tag.clone(),
+                    name: t.name.clone(),
                 })
                 .collect(),
         }))
@@ -62,7 +73,8 @@ impl PolicyService for Publisher {
         &self,
         request: Request<PublishPolicyRequest>,
     ) -> Result<Response<PublishPolicyResponse>, Status> {
-        let policy = NewPolicy::parse(request.into_inner()).map_err(Error::from)?;
+        let policy =
+            NewPolicy::parse(request.into_inner(), &self.catalogue).map_err(Error::from)?;
         let event = PolicyPublished {
             policy_id: policy.id.clone(),
             title: policy.title,

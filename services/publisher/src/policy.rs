@@ -1,6 +1,7 @@
 //! A policy as the publisher accepts it: [`NewPolicy::parse`] is the only way to build one,
 //! and it reports every bad field at once.
 
+use zhida_catalogue::Catalogue;
 use zhida_proto::policy::v1::PublishPolicyRequest;
 use zhida_runtime::FieldViolations;
 
@@ -30,7 +31,11 @@ const POLICY_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x7a68_6964_615f_706f_6c69_6379_5f69_6473);
 
 impl NewPolicy {
-    pub fn parse(request: PublishPolicyRequest) -> Result<Self, FieldViolations> {
+    /// Checks `request`, its tags and audience rule against `catalogue`.
+    pub fn parse(
+        request: PublishPolicyRequest,
+        catalogue: &Catalogue,
+    ) -> Result<Self, FieldViolations> {
         let mut bad = FieldViolations::new();
         let request_id = request.request_id.trim();
         if request_id.is_empty()
@@ -67,12 +72,12 @@ impl NewPolicy {
             bad.add("tags", format!("1–{MAX_TAGS} tags required"));
         }
         for (i, tag) in request.tags.iter().enumerate() {
-            if !crate::catalogue::is_tag(tag) {
+            if !catalogue.tags.contains(tag) {
                 bad.add(
                     format!("tags[{i}]"),
                     format!(
                         "{tag:?} is not in the tag catalogue (ListTags): {}",
-                        crate::catalogue::tag_list()
+                        catalogue.tags
                     ),
                 );
             }
@@ -103,7 +108,7 @@ impl NewPolicy {
             );
         }
         if !request.audience.trim().is_empty()
-            && let Err(e) = zhida_audience::Rule::parse(&request.audience)
+            && let Err(e) = zhida_audience::Rule::parse(&request.audience, &catalogue.industries)
         {
             bad.add("audience", e.to_string());
         }
@@ -148,17 +153,21 @@ mod tests {
         }
     }
 
+    fn parse(request: PublishPolicyRequest) -> Result<NewPolicy, FieldViolations> {
+        NewPolicy::parse(request, &Catalogue::yangpu())
+    }
+
     #[test]
     fn the_same_request_id_always_names_the_same_policy() {
-        let a = NewPolicy::parse(request()).expect("valid");
-        let b = NewPolicy::parse(request()).expect("valid");
+        let a = parse(request()).expect("valid");
+        let b = parse(request()).expect("valid");
         assert_eq!(a.id, b.id);
         assert_eq!(
             a.tags,
             ["employment", "graduates"],
             "tags are sorted and deduplicated"
         );
-        let other = NewPolicy::parse(PublishPolicyRequest {
+        let other = parse(PublishPolicyRequest {
             request_id: "other".into(),
             ..request()
         })
@@ -168,7 +177,7 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_by_name() {
-        let bad = NewPolicy::parse(PublishPolicyRequest {
+        let bad = parse(PublishPolicyRequest {
             request_id: String::new(),
             title: "Subject\r\nBcc: everyone@example.com".into(),
             body: "x".repeat(MAX_BODY_BYTES + 1),

@@ -36,34 +36,18 @@ use std::{
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Map, Value, json};
 use zhida_audience::{Index, Rule, Subscription, Subscriptions};
+use zhida_catalogue::{Catalogue, Terms};
 
 use crate::{postgres_table::ProfileTable, redis_sets::RedisSets, rule::Expr};
 
 const SEED: u64 = 20_231_118;
 
-/// Streets weighted roughly by population.
-const STREETS: [(&str, u32); 12] = [
-    ("五角场街道", 14),
-    ("殷行街道", 13),
-    ("长白新村街道", 8),
-    ("延吉新村街道", 8),
-    ("控江路街道", 9),
-    ("四平路街道", 8),
-    ("平凉路街道", 7),
-    ("江浦路街道", 7),
-    ("定海路街道", 8),
-    ("大桥街道", 8),
-    ("长海路街道", 6),
-    ("新江湾城街道", 4),
-];
-const GROUPS: [&str; 6] = [
-    "高校毕业生",
-    "失业人员",
-    "退役军人",
-    "农民工",
-    "老年人",
-    "残疾人",
-];
+/// The catalogue's streets weighted roughly by population, in its order (定海路 … 长海路;
+/// 五角场 and 殷行 the largest, 新江湾城 the smallest).
+const STREET_WEIGHTS: [u32; 12] = [8, 7, 7, 8, 9, 8, 8, 13, 8, 14, 4, 6];
+/// The catalogue's size classes (大 中 小 微) weighted: most firms are micro.
+const SIZE_WEIGHTS: [u32; 4] = [5, 10, 25, 60];
+/// Yangpu's industry mix, a sample of the standard's classes.
 const INDUSTRIES: [(&str, u32); 10] = [
     ("I6513", 18),
     ("I6520", 8),
@@ -76,8 +60,6 @@ const INDUSTRIES: [(&str, u32); 10] = [
     ("K7010", 8),
     ("E4813", 15),
 ];
-const SIZES: [(&str, u32); 4] = [("微", 60), ("小", 25), ("中", 10), ("大", 5)];
-const QUALIFICATIONS: [&str; 3] = ["高新技术企业", "专精特新", "科技型中小企业"];
 const PARKS: [&str; 4] = [
     "park-yangpu-science",
     "park-changyang-valley",
@@ -92,6 +74,39 @@ const ASSOCIATIONS: [&str; 6] = [
     "assoc-smes",
     "assoc-construction",
 ];
+
+/// What generated profiles draw from: the catalogue's streets, groups, sizes and
+/// qualifications (`zhida_catalogue`), with the weights above.
+struct Draws {
+    streets: Vec<(&'static str, u32)>,
+    groups: &'static [&'static str],
+    sizes: Vec<(&'static str, u32)>,
+    qualifications: &'static [&'static str],
+}
+
+impl Draws {
+    fn new(catalogue: &Catalogue) -> Self {
+        for (code, _) in INDUSTRIES {
+            assert!(catalogue.industries.contains(code), "{code}: no such class");
+        }
+        Self {
+            streets: with_weights(catalogue.streets, &STREET_WEIGHTS),
+            groups: catalogue.groups.as_slice(),
+            sizes: with_weights(catalogue.sizes, &SIZE_WEIGHTS),
+            qualifications: catalogue.qualifications.as_slice(),
+        }
+    }
+}
+
+fn with_weights(terms: Terms, weights: &[u32]) -> Vec<(&'static str, u32)> {
+    assert_eq!(terms.len(), weights.len(), "one weight per term of {terms}");
+    terms
+        .as_slice()
+        .iter()
+        .copied()
+        .zip(weights.iter().copied())
+        .collect()
+}
 
 fn weighted<'a>(rng: &mut StdRng, table: &[(&'a str, u32)]) -> &'a str {
     let total: u32 = table.iter().map(|(_, w)| w).sum();
@@ -109,20 +124,20 @@ fn weighted<'a>(rng: &mut StdRng, table: &[(&'a str, u32)]) -> &'a str {
 /// proto3 JSON mapping of `Profile` with proto field names, without the identifying and
 /// contact fields. Like proto3 JSON, it omits empty repeated fields: the key is then
 /// absent, which `exists: false` finds.
-fn profile(rng: &mut StdRng) -> Value {
+fn profile(rng: &mut StdRng, draws: &Draws) -> Value {
     let mut doc = Map::new();
-    doc.insert("street".into(), json!(weighted(rng, &STREETS)));
+    doc.insert("street".into(), json!(weighted(rng, &draws.streets)));
     if rng.random_bool(0.75) {
         doc.insert("kind".into(), json!("SUBJECT_KIND_CITIZEN"));
-        doc.insert("citizen".into(), citizen(rng));
+        doc.insert("citizen".into(), citizen(rng, draws));
     } else {
         doc.insert("kind".into(), json!("SUBJECT_KIND_ENTERPRISE"));
-        doc.insert("enterprise".into(), enterprise(rng));
+        doc.insert("enterprise".into(), enterprise(rng, draws));
     }
     Value::Object(doc)
 }
 
-fn citizen(rng: &mut StdRng) -> Value {
+fn citizen(rng: &mut StdRng, draws: &Draws) -> Value {
     let mut c = Map::new();
     c.insert("birth_year".into(), json!(rng.random_range(1931..=2010)));
     // Most citizens have no recorded group.
@@ -131,7 +146,7 @@ fn citizen(rng: &mut StdRng) -> Value {
     } else {
         0
     };
-    insert_list(&mut c, "groups", some_of(rng, &GROUPS, n));
+    insert_list(&mut c, "groups", some_of(rng, draws.groups, n));
     let hukou = if rng.random_bool(0.6) {
         "本市"
     } else {
@@ -143,9 +158,9 @@ fn citizen(rng: &mut StdRng) -> Value {
     Value::Object(c)
 }
 
-fn enterprise(rng: &mut StdRng) -> Value {
+fn enterprise(rng: &mut StdRng, draws: &Draws) -> Value {
     let mut e = Map::new();
-    let size = weighted(rng, &SIZES);
+    let size = weighted(rng, &draws.sizes);
     e.insert("industry".into(), json!(weighted(rng, &INDUSTRIES)));
     e.insert("size".into(), json!(size));
     let registered_on = format!(
@@ -171,7 +186,11 @@ fn enterprise(rng: &mut StdRng) -> Value {
     } else {
         0
     };
-    insert_list(&mut e, "qualifications", some_of(rng, &QUALIFICATIONS, n));
+    insert_list(
+        &mut e,
+        "qualifications",
+        some_of(rng, draws.qualifications, n),
+    );
     let n = usize::from(rng.random_bool(0.3));
     insert_list(&mut e, "parks", some_of(rng, &PARKS, n));
     let n = usize::from(rng.random_bool(0.4));
@@ -269,40 +288,6 @@ const RULES: [(&str, &str); 21] = [
     ),
 ];
 
-/// The publisher's topic tags, most popular first (subscriptions pick them with a Zipf
-/// skew: employment and enterprise support draw far more subscribers than the tail).
-const TAGS: [&str; 30] = [
-    "employment",
-    "enterprise-support",
-    "tech-innovation",
-    "social-security",
-    "housing",
-    "elderly-care",
-    "education",
-    "healthcare",
-    "graduates",
-    "sme",
-    "talent",
-    "business-environment",
-    "digital-economy",
-    "tax",
-    "culture-tourism",
-    "urban-renewal",
-    "community",
-    "veterans",
-    "disability",
-    "childcare",
-    "green-low-carbon",
-    "finance",
-    "foreign-trade",
-    "ip-protection",
-    "public-safety",
-    "transport",
-    "sports",
-    "volunteering",
-    "legal-aid",
-    "charity",
-];
 const DEPARTMENTS: [&str; 8] = [
     "区人力资源社会保障局",
     "区科委",
@@ -328,15 +313,26 @@ fn zipf<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[0]
 }
 
+/// The catalogue's tags, taken as most popular first (subscriptions and policies pick them
+/// with a Zipf skew: employment draws far more subscribers than the tail).
+fn tags_by_popularity(catalogue: &Catalogue) -> Vec<&str> {
+    catalogue.tags.iter().map(|t| t.tag.as_str()).collect()
+}
+
 /// `count` subscriptions of random profiles: 1–3 tags each; a third carry a filter of their
 /// own (departments, or only policies with an online service).
-fn generate_subscriptions(count: usize, profiles: usize) -> Vec<(String, Subscription)> {
+fn generate_subscriptions(
+    count: usize,
+    profiles: usize,
+    catalogue: &Catalogue,
+) -> Vec<(String, Subscription)> {
+    let tags_by_popularity = tags_by_popularity(catalogue);
     let mut rng = StdRng::seed_from_u64(SUBSCRIPTION_SEED);
     (0..count)
         .map(|i| {
             let owner = format!("s{:07}", rng.random_range(0..profiles.max(1)));
             let mut tags: Vec<String> = (0..rng.random_range(1..=3))
-                .map(|_| zipf(&mut rng, &TAGS).to_string())
+                .map(|_| zipf(&mut rng, &tags_by_popularity).to_string())
                 .collect();
             tags.sort();
             tags.dedup();
@@ -352,7 +348,8 @@ fn generate_subscriptions(count: usize, profiles: usize) -> Vec<(String, Subscri
             let subscription = Subscription {
                 id: format!("sub-{i}"),
                 tags,
-                filter: filter.map(|f| Rule::parse(&f).expect("a valid filter")),
+                filter: filter
+                    .map(|f| Rule::parse(&f, &catalogue.industries).expect("a valid filter")),
             };
             (owner, subscription)
         })
@@ -360,12 +357,13 @@ fn generate_subscriptions(count: usize, profiles: usize) -> Vec<(String, Subscri
 }
 
 /// Policies as subscription filters see them: 1–3 tags, a department, sometimes a link.
-fn generate_policies(count: usize) -> Vec<(Vec<String>, Value)> {
+fn generate_policies(count: usize, catalogue: &Catalogue) -> Vec<(Vec<String>, Value)> {
+    let tags_by_popularity = tags_by_popularity(catalogue);
     let mut rng = StdRng::seed_from_u64(SUBSCRIPTION_SEED + 1);
     (0..count)
         .map(|i| {
             let mut tags: Vec<String> = (0..rng.random_range(1..=3))
-                .map(|_| zipf(&mut rng, &TAGS).to_string())
+                .map(|_| zipf(&mut rng, &tags_by_popularity).to_string())
                 .collect();
             tags.sort();
             tags.dedup();
@@ -383,8 +381,8 @@ fn generate_policies(count: usize) -> Vec<(Vec<String>, Value)> {
 }
 
 /// policy → subscriptions: the tag index with filters against scanning every subscription.
-fn bench_subscriptions(settings: &Settings) {
-    let all = generate_subscriptions(settings.subscriptions, settings.profiles);
+fn bench_subscriptions(settings: &Settings, catalogue: &Catalogue) {
+    let all = generate_subscriptions(settings.subscriptions, settings.profiles, catalogue);
     let before = rss_bytes();
     let started = Instant::now();
     let mut index = Subscriptions::default();
@@ -418,7 +416,7 @@ fn bench_subscriptions(settings: &Settings) {
         "×"
     );
     let mut speedups = Vec::new();
-    for (tags, policy) in generate_policies(20) {
+    for (tags, policy) in generate_policies(20, catalogue) {
         let (engine, matched) = time(settings.rounds, || index.matching(&tags, &policy));
         let (scan, scanned) = time(settings.slow_rounds(), || {
             all.iter()
@@ -620,11 +618,12 @@ fn measure<B>(
     }
 }
 
-fn generate(profiles: usize) -> Vec<(String, Value)> {
+fn generate(profiles: usize, catalogue: &Catalogue) -> Vec<(String, Value)> {
     let started = Instant::now();
+    let draws = Draws::new(catalogue);
     let mut rng = StdRng::seed_from_u64(SEED);
     let docs: Vec<(String, Value)> = (0..profiles)
-        .map(|i| (format!("s{i:07}"), profile(&mut rng)))
+        .map(|i| (format!("s{i:07}"), profile(&mut rng, &draws)))
         .collect();
     println!(
         "generated {profiles} profiles (seed {SEED}) in {:.1} s",
@@ -773,7 +772,8 @@ fn main() {
     let settings = Settings::from_env();
     let (rounds, slow_rounds) = (settings.rounds, settings.slow_rounds());
     println!("machine: {}; load average {}", machine(), load_average());
-    let docs = generate(settings.profiles);
+    let catalogue = Catalogue::yangpu();
+    let docs = generate(settings.profiles, &catalogue);
     let index = build_index(&docs);
     let mut redis = load_redis(&settings.redis, &docs);
     let mut postgres = load_postgres(&settings.postgres, &docs);
@@ -781,7 +781,8 @@ fn main() {
     print_header();
     let (mut over_scan, mut over_redis, mut over_postgres) = (Vec::new(), Vec::new(), Vec::new());
     for (name, text) in RULES {
-        let rule = Rule::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rule =
+            Rule::parse(text, &catalogue.industries).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json: Value = serde_json::from_str(text).expect("Rule::parse read it as JSON");
         let expr = Expr::parse(&json)
             .unwrap_or_else(|e| panic!("{name}: the baselines cannot read the rule: {e}"));
@@ -842,6 +843,6 @@ fn main() {
     );
     // Dropping the baselines deletes their keys and schema.
     drop((redis, postgres));
-    bench_subscriptions(&settings);
+    bench_subscriptions(&settings, &catalogue);
     println!("load average at the end: {}", load_average());
 }

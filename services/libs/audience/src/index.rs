@@ -27,8 +27,9 @@ use std::{
 use hashbrown::HashTable;
 use roaring::RoaringBitmap;
 use serde_json::Value;
+use zhida_catalogue::industry;
 
-use crate::{Condition, Date, Literal, Node, Range, Rule, is_industry_code, parse_date, to_fixed};
+use crate::{Condition, Date, Literal, Node, Range, Rule, parse_date, to_fixed};
 
 /// Separates path segments in path keys.
 const SEP: char = '\u{1f}';
@@ -638,7 +639,7 @@ impl Index {
             Condition::Date(range) => p.dates.within(inclusive(range, |d| day_number(*d))),
             Condition::Industry(code) => union(
                 with_prefix(&p.strings, code)
-                    .filter(|(k, _)| is_industry_code(k))
+                    .filter(|(k, _)| industry::is_code(k))
                     .map(|(_, s)| s),
             ),
         }

@@ -7,7 +7,9 @@
 //!
 //! - `{"date": [">=", "2020-01-01", "<", "2024-01-01"]}` compares ISO dates (`YYYY-MM-DD`);
 //! - `{"industry": "C39"}` matches a GB/T 4754-2017 code and every code below it
-//!   (`C39`, `C391`, `C3911`), the way a policy for a division covers its classes.
+//!   (`C39`, `C391`, `C3911`), the way a policy for a division covers its classes. The
+//!   code must exist in the industry table the caller passes to [`Rule::parse`] (from
+//!   `zhida_catalogue`).
 //!
 //! Limits (as AWS, where AWS has one): at most [`MAX_COMBINATIONS`] value combinations,
 //! [`MAX_DEPTH`] levels of nested keys, [`MAX_RULE_BYTES`] of JSON; numbers within ±10⁹ and
@@ -22,6 +24,7 @@ mod subscriptions;
 use std::fmt;
 
 use serde_json::{Map, Value};
+use zhida_catalogue::{Industries, industry};
 
 pub use index::Index;
 pub use subscriptions::{Matched, Stored, Subscription, Subscriptions};
@@ -118,8 +121,8 @@ enum Condition {
 }
 
 impl Rule {
-    /// Parses a rule from JSON text.
-    pub fn parse(text: &str) -> Result<Self, RuleError> {
+    /// Parses a rule from JSON text; `industry` operators must name a code of `industries`.
+    pub fn parse(text: &str, industries: &Industries) -> Result<Self, RuleError> {
         if text.len() > MAX_RULE_BYTES {
             return error(
                 "$",
@@ -132,15 +135,16 @@ impl Rule {
                 format!("not JSON (line {}, column {}): {e}", e.line(), e.column()),
             )
         })?;
-        Self::from_json(&value)
+        Self::from_json(&value, industries)
     }
 
-    /// Parses a rule from a JSON value.
-    pub fn from_json(value: &Value) -> Result<Self, RuleError> {
+    /// Parses a rule from a JSON value; `industry` operators must name a code of
+    /// `industries`.
+    pub fn from_json(value: &Value, industries: &Industries) -> Result<Self, RuleError> {
         let Value::Object(object) = value else {
             return error("$", "a rule is a JSON object");
         };
-        let root = parse_object(object, &mut Vec::new(), "$", 0)?;
+        let root = parse_object(object, &mut Vec::new(), "$", 0, industries)?;
         let combinations = root.combinations();
         if combinations > MAX_COMBINATIONS {
             return error(
@@ -171,6 +175,7 @@ fn parse_object(
     path: &mut Vec<String>,
     at: &str,
     depth: usize,
+    industries: &Industries,
 ) -> Result<Node, RuleError> {
     if object.is_empty() {
         return error(at, "an empty object matches nothing; name at least one key");
@@ -191,7 +196,7 @@ fn parse_object(
                 let Value::Object(branch) = branch else {
                     return error(&at, "each $or branch is an object");
                 };
-                any.push(parse_object(branch, path, &at, depth)?);
+                any.push(parse_object(branch, path, &at, depth, industries)?);
             }
             children.push(Node::Any(any));
             continue;
@@ -209,7 +214,7 @@ fn parse_object(
                 if depth + 1 > MAX_DEPTH {
                     return error(&at, format!("nested deeper than {MAX_DEPTH} levels"));
                 }
-                children.push(parse_object(nested, path, &at, depth + 1)?);
+                children.push(parse_object(nested, path, &at, depth + 1, industries)?);
             }
             Value::Array(conditions) => {
                 if conditions.is_empty() {
@@ -218,7 +223,7 @@ fn parse_object(
                 let conditions = conditions
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| parse_condition(c, &format!("{at}[{i}]")))
+                    .map(|(i, c)| parse_condition(c, &format!("{at}[{i}]"), industries))
                     .collect::<Result<_, _>>()?;
                 children.push(Node::Field {
                     path: path.clone(),
@@ -271,7 +276,11 @@ fn non_empty_string<'a>(value: &'a Value, at: &str, operator: &str) -> Result<&'
     }
 }
 
-fn parse_condition(value: &Value, at: &str) -> Result<Condition, RuleError> {
+fn parse_condition(
+    value: &Value,
+    at: &str,
+    industries: &Industries,
+) -> Result<Condition, RuleError> {
     let Value::Object(operator) = value else {
         if value.is_array() {
             return error(at, "conditions cannot be nested lists");
@@ -343,7 +352,7 @@ fn parse_condition(value: &Value, at: &str) -> Result<Condition, RuleError> {
         })?),
         "industry" => {
             let code = non_empty_string(argument, at, name)?;
-            if industry_name(code).is_none() {
+            if !industries.contains(code) {
                 return error(
                     at,
                     format!(
@@ -438,33 +447,6 @@ fn parse_date(text: &str) -> Option<Date> {
         _ => return None,
     };
     (1..=days).contains(&day).then_some((year, month, day))
-}
-
-/// The GB/T 4754-2017 catalogue (with amendment No. 1 of 2019): section letter, then the
-/// division (2 digits), group (3) or class (4) code, and its name. Provenance in
-/// `data/README.md`.
-const INDUSTRIES: &str = include_str!("../data/gbt4754-2017.tsv");
-
-static INDUSTRY_NAMES: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
-    std::sync::LazyLock::new(|| {
-        INDUSTRIES
-            .lines()
-            .filter_map(|line| line.split_once('\t'))
-            .collect()
-    });
-
-/// The name of a GB/T 4754-2017 code that exists (`I6513` → 应用软件开发), else `None`.
-pub fn industry_name(code: &str) -> Option<&'static str> {
-    INDUSTRY_NAMES.get(code).copied()
-}
-
-/// Shaped like a GB/T 4754-2017 code: section letter A–T alone, or with a 2-digit
-/// division, 3-digit group or 4-digit class. Whether it exists: [`industry_name`].
-pub fn is_industry_code(code: &str) -> bool {
-    let mut chars = code.chars();
-    let section = chars.next().is_some_and(|c| ('A'..='T').contains(&c));
-    let digits = chars.as_str();
-    section && matches!(digits.len(), 0 | 2 | 3 | 4) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Node {
@@ -582,9 +564,7 @@ impl Condition {
             Condition::AnythingButSuffix(s) => text.is_some_and(|t| !t.ends_with(s.as_str())),
             Condition::Numeric(range) => to_fixed(value).is_some_and(|n| range.contains(n)),
             Condition::Date(range) => text.and_then(parse_date).is_some_and(|d| range.contains(d)),
-            Condition::Industry(code) => {
-                text.is_some_and(|t| is_industry_code(t) && t.starts_with(code.as_str()))
-            }
+            Condition::Industry(code) => text.is_some_and(|t| industry::is_within(t, code)),
             // Decided on presence, in `Node::explain`.
             Condition::Exists(_) => false,
         }

@@ -241,7 +241,9 @@ mod tests {
         Subscription {
             id: id.into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            filter: filter.map(|f| Rule::parse(f).expect("valid filter")),
+            filter: filter.map(|f| {
+                Rule::parse(f, &zhida_catalogue::Industries::gbt4754_2017()).expect("valid filter")
+            }),
         }
     }
 

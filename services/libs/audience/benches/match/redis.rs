@@ -297,7 +297,7 @@ fn value_keys(path: &str, cond: &Cond, replies: Vec<Vec<String>>) -> Vec<String>
         Cond::Prefix(_) | Cond::Date(_) => next().map(|s| string_key(path, &s)).collect(),
         // The engine also requires the value itself to be a well-formed code.
         Cond::Industry(_) => next()
-            .filter(|s| zhida_audience::is_industry_code(s))
+            .filter(|s| zhida_catalogue::industry::is_code(s))
             .map(|s| string_key(path, &s))
             .collect(),
         Cond::Numeric(_) => next().map(|n| number_key(path, &n)).collect(),
