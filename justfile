@@ -1,5 +1,7 @@
 # Zhida task runner (https://just.systems). Every recipe is a thin wrapper over a
-# command you can also run by hand.
+# command you can also run by hand, as README shows it; `just` itself is optional
+# (`cargo install just --locked` if you want it). The exports below only point the build
+# at the cache deploy/test.sh and .ci/run use.
 
 export ZHIDA_CACHE := env_var_or_default("ZHIDA_CACHE", env_var("HOME") + "/.cache/zhida")
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", ZHIDA_CACHE + "/target")

@@ -1,5 +1,6 @@
-//! `just bench-match`: the bitmap index against three other ways to answer the same rules,
-//! on synthetic Yangpu profiles generated with a fixed seed:
+//! `cargo bench -p zhida-audience --bench match` (or `just bench-match`): the bitmap index
+//! against three other ways to answer the same rules, on synthetic Yangpu profiles generated
+//! with a fixed seed:
 //!
 //! - a linear scan evaluating `Rule::matches` profile by profile (the reference semantics);
 //! - Redis set algebra over per-(path, value) sets (`match/redis.rs`);
