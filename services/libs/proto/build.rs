@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    // Read at run time, not baked in with env!: the compiled build script is shared by every
+    // checkout that builds into the same target directory (its hash does not include the
+    // checkout's path), so a baked path would point into whichever checkout compiled it.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../../proto");
     let files = [
         "zhida/events/v1/events.proto",
         "zhida/policy/v1/policy.proto",
