@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use rdkafka::mocking::MockCluster;
 use tokio::net::TcpListener;
 use tonic::transport::Channel as GrpcChannel;
+use unicode_width::UnicodeWidthStr as _;
 use zhida_bus::{Topic, Topics};
 use zhida_notifier::{NotifierConfig, SmtpMode};
 use zhida_proto::{
@@ -21,7 +22,7 @@ use zhida_proto::{
     },
     policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
     profile::v1::{
-        PolicyDraft, PreviewAudienceRequest, UpsertProfileRequest,
+        ExplainMatchRequest, PolicyDraft, PreviewAudienceRequest, UpsertProfileRequest,
         profile_service_client::ProfileServiceClient,
     },
     relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
@@ -276,23 +277,10 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
 
     let seed = seed();
     println!("Seeding {} profiles (千人千面 / 一业一档):", seed.len());
+    for line in table("  ", &profile_rows(&seed)) {
+        println!("{line}");
+    }
     for p in &seed {
-        let tags: Vec<&str> = p
-            .subscriptions
-            .iter()
-            .flat_map(|s| s.tags.iter().map(String::as_str))
-            .collect();
-        println!(
-            "  {:<12} {:<26} {:<8} {}",
-            p.subject_id,
-            p.display_name,
-            p.street,
-            if tags.is_empty() {
-                "no subscriptions".to_string()
-            } else {
-                format!("subscribes to {tags:?}")
-            }
-        );
         profiles
             .upsert_profile(UpsertProfileRequest {
                 profile: Some(p.clone()),
@@ -302,18 +290,19 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
 
     for request in policies() {
         println!(
-            "\n{} publishes 《{}》\n  tags {:?}, audience {}",
+            "\n{} publishes 《{}》\n  tags {:?}\n  audience {}",
             request.department, request.title, request.tags, request.audience
         );
+        let draft = PolicyDraft {
+            tags: request.tags.clone(),
+            audience: request.audience.clone(),
+            department: request.department.clone(),
+            title: request.title.clone(),
+            service_url: request.service_url.clone(),
+        };
         let preview = profiles
             .preview_audience(PreviewAudienceRequest {
-                policy: Some(PolicyDraft {
-                    tags: request.tags.clone(),
-                    audience: request.audience.clone(),
-                    department: request.department.clone(),
-                    title: request.title.clone(),
-                    service_url: request.service_url.clone(),
-                }),
+                policy: Some(draft.clone()),
                 sample_size: 100,
             })
             .await?
@@ -334,36 +323,75 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
             published.policy_id, published.partition, published.offset
         );
 
+        // Every seeded profile the policy concerns, in seed order: who got it and why, who
+        // matched and got nothing, and whose subscription's filter kept it out.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for sample in &preview.sample {
-            let status_request = GetDeliveryStatusRequest {
-                policy_id: published.policy_id.clone(),
-                recipient_id: sample.subject_id.clone(),
-                channel: sample.channel,
-            };
-            let status = loop {
-                let status = notifications
-                    .get_delivery_status(status_request.clone())
-                    .await?
-                    .into_inner();
-                if status.state != DeliveryState::Unspecified as i32 {
-                    break status;
+        let mut rows = Vec::new();
+        for p in &seed {
+            let explanation = profiles
+                .explain_match(ExplainMatchRequest {
+                    subject_id: p.subject_id.clone(),
+                    policy: Some(draft.clone()),
+                })
+                .await?
+                .into_inner();
+            let address = zhida_notifier::redact(&p.contacts[0].address);
+            let samples: Vec<_> = preview
+                .sample
+                .iter()
+                .filter(|s| s.subject_id == p.subject_id)
+                .collect();
+            for sample in &samples {
+                let status_request = GetDeliveryStatusRequest {
+                    policy_id: published.policy_id.clone(),
+                    recipient_id: sample.subject_id.clone(),
+                    channel: sample.channel,
+                };
+                let status = loop {
+                    let status = notifications
+                        .get_delivery_status(status_request.clone())
+                        .await?
+                        .into_inner();
+                    if status.state != DeliveryState::Unspecified as i32 {
+                        break status;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        bail!("no delivery to {} within 30 s", sample.subject_id);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                let state = DeliveryState::try_from(status.state).map_or("?", |s| s.as_str_name());
+                rows.push(cells(&["✉", &p.display_name, &address, state]));
+                rows.extend(note_rows(&sample.reason));
+            }
+            if samples.is_empty() && explanation.matched {
+                rows.push(cells(&["✗", &p.display_name, &address, "not sent"]));
+                rows.extend(note_rows(&explanation.reason));
+                rows.extend(note_rows("not sent: no contact with consent"));
+            }
+            // Subscriptions to one of the policy's tags whose filter the policy fails.
+            for s in p.subscriptions.iter().filter(|s| !s.filter.is_empty()) {
+                let tags: Vec<&str> = s
+                    .tags
+                    .iter()
+                    .filter(|t| request.tags.contains(t))
+                    .map(String::as_str)
+                    .collect();
+                if tags.is_empty() || !explanation.subscription_ids.is_empty() {
+                    continue;
                 }
-                if tokio::time::Instant::now() > deadline {
-                    bail!("no delivery to {} within 30 s", sample.subject_id);
+                if !explanation.matched {
+                    rows.push(cells(&["-", &p.display_name, &address, "not matched"]));
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            let who = seed.iter().find(|p| p.subject_id == sample.subject_id);
-            println!(
-                "  ✉ {:<26} {:<28} {} — {}",
-                who.map_or("?", |p| p.display_name.as_str()),
-                who.map_or_else(String::new, |p| zhida_notifier::redact(
-                    &p.contacts[0].address
-                )),
-                DeliveryState::try_from(status.state).map_or("?", |s| s.as_str_name()),
-                sample.reason,
-            );
+                rows.extend(note_rows(&format!(
+                    "not by its subscription to {}: only if {}",
+                    tags.join(", "),
+                    s.filter
+                )));
+            }
+        }
+        for line in table("  ", &rows) {
+            println!("{line}");
         }
     }
 
@@ -387,4 +415,171 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
         .count();
     println!("\n{emails} emails written to {}/", out.display());
     Ok(())
+}
+
+/// The seeded profiles as table rows: id, name, street, and each subscription's tags, with
+/// its filter (a rule on the policy) on the line below where it has one.
+fn profile_rows(seed: &[Profile]) -> Vec<Vec<String>> {
+    let mut rows = vec![cells(&["subject", "name", "street", "subscribes to"])];
+    for p in seed {
+        let mut row = vec![
+            p.subject_id.clone(),
+            p.display_name.clone(),
+            p.street.clone(),
+        ];
+        if p.subscriptions.is_empty() {
+            row.push("–".into());
+            rows.push(row);
+            continue;
+        }
+        for s in &p.subscriptions {
+            row.push(s.tags.join(", "));
+            rows.push(std::mem::replace(&mut row, vec![String::new(); 3]));
+            if !s.filter.is_empty() {
+                rows.push(cells(&["", "", "", &format!("if {}", s.filter)]));
+            }
+        }
+    }
+    rows
+}
+
+/// A note under a table row, in the second column: `text` wrapped at its `；` to fit
+/// `NOTE_WIDTH` display columns, the first line marked with a dash.
+fn note_rows(text: &str) -> Vec<Vec<String>> {
+    wrap(text, NOTE_WIDTH)
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            vec![
+                String::new(),
+                format!("{} {line}", if i == 0 { "—" } else { " " }),
+            ]
+        })
+        .collect()
+}
+
+/// Room for a note in a 100-column terminal: indent, marker column, gap, dash and space.
+const NOTE_WIDTH: usize = 100 - 2 - 1 - 2 - 2;
+
+/// Breaks `text` after its `；` into lines of at most `width` display columns where it can
+/// (a piece longer than that keeps a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for piece in text.split_inclusive('；') {
+        match lines.last_mut() {
+            Some(line) if line.width() + piece.width() <= width => line.push_str(piece),
+            _ => lines.push(piece.to_string()),
+        }
+    }
+    lines
+}
+
+fn cells(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| t.to_string()).collect()
+}
+
+/// Lays `rows` out in columns for a terminal: each cell is padded to its column's width
+/// plus `GAP` spaces, measured in display columns (a CJK character takes two), so every
+/// column starts at the same display column on every line. A row's last cell is neither
+/// padded nor counted in its column's width, so a long trailing note (a reason, a filter)
+/// does not push the other rows' columns apart.
+fn table(indent: &str, rows: &[Vec<String>]) -> Vec<String> {
+    const GAP: usize = 2;
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        let leading = &row[..row.len().saturating_sub(1)];
+        for (i, cell) in leading.iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(cell.width());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = indent.to_string();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if i + 1 < row.len() {
+                    line.extend(std::iter::repeat_n(' ', widths[i] - cell.width() + GAP));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The display column at which `cell` starts in `line`.
+    fn column(line: &str, cell: &str) -> usize {
+        let at = line.find(cell).expect("cell in line");
+        line[..at].width()
+    }
+
+    #[test]
+    fn columns_start_at_the_same_display_column_with_wide_and_narrow_text() {
+        let rows = [
+            cells(&[
+                "e-wjc-0002",
+                "创智天地数字服务有限公司",
+                "五角场街道",
+                "employment, sme",
+            ]),
+            cells(&["c-x-1", "Wang Fang", "Yinhang", "elderly-care"]),
+            cells(&[
+                "",
+                "",
+                "",
+                "filter {\"department\": [\"区人力资源社会保障局\"]}",
+            ]),
+        ];
+        let lines = table("  ", &rows);
+        assert_eq!(lines.len(), 3);
+        // Every column starts where the widest cell before it (创智天地…, 24 columns) ends,
+        // plus the gap.
+        assert_eq!(column(&lines[0], "创智天地"), 2 + 10 + 2);
+        assert_eq!(column(&lines[1], "Wang Fang"), 2 + 10 + 2);
+        assert_eq!(column(&lines[0], "五角场街道"), 14 + 24 + 2);
+        assert_eq!(column(&lines[1], "Yinhang"), 14 + 24 + 2);
+        assert_eq!(column(&lines[0], "employment"), 40 + 10 + 2);
+        assert_eq!(column(&lines[1], "elderly-care"), 40 + 10 + 2);
+        assert_eq!(column(&lines[2], "filter"), 40 + 10 + 2);
+        // Padding is spaces only, and nothing trails the last cell.
+        assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    }
+
+    #[test]
+    fn a_trailing_cell_does_not_widen_its_column() {
+        let rows = [
+            cells(&["王芳", "DELIVERY_STATE_SENT"]),
+            cells(&["", "您订阅了政策标签“employment”，一个很长的原因"]),
+            cells(&["张伟", "x"]),
+        ];
+        let lines = table("", &rows);
+        assert_eq!(lines[0], "王芳  DELIVERY_STATE_SENT");
+        assert_eq!(column(&lines[1], "您订阅"), 6);
+        assert_eq!(lines[2], "张伟  x");
+    }
+
+    #[test]
+    fn a_note_wraps_after_its_semicolons_by_display_width() {
+        // 该政策面向： is 12 columns, ；2: the first two pieces fit in 30, the third does not.
+        let lines = wrap(
+            "该政策面向：a >= 1；b = \"c\"；enterprise.size = \"微\"",
+            30,
+        );
+        assert_eq!(
+            lines,
+            [
+                "该政策面向：a >= 1；b = \"c\"；",
+                "enterprise.size = \"微\""
+            ]
+        );
+        assert!(lines.iter().all(|l| l.width() <= 30));
+        // A piece wider than the line keeps a line of its own.
+        assert_eq!(wrap("一二三四五六；七", 4), ["一二三四五六；", "七"]);
+    }
 }
