@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use zhida_bus::{Producer, Topic};
+use zhida_bus::{Group, Producer, Topic};
 use zhida_proto::events::v1::{Channel, DeliveryRequested};
 
 use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
@@ -64,7 +64,7 @@ async fn a_notifier_killed_mid_batch_resumes_without_losing_or_duplicating_email
     // has committed every record, so nothing it could still send is pending.
     wait_until_consumed(
         &env,
-        "zhida-notifier",
+        Group::Notifier,
         Topic::DeliveryRequests,
         Duration::from_secs(30),
     )

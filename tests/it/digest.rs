@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use zhida_bus::Topic;
+use zhida_bus::{Group, Topic};
 use zhida_proto::{
     events::v1::{Channel, DeliveryState, Frequency, Profile},
     notification::v1::{
@@ -125,14 +125,14 @@ async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once
         .expect("republished");
     wait_until_consumed(
         &env,
-        "zhida-profiler",
+        Group::Profiler,
         Topic::PolicyEvents,
         Duration::from_secs(30),
     )
     .await;
     wait_until_consumed(
         &env,
-        "zhida-notifier",
+        Group::Notifier,
         Topic::DeliveryRequests,
         Duration::from_secs(30),
     )

@@ -14,7 +14,7 @@ use rdkafka::{
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use zhida_bus::{Topic, Topics};
+use zhida_bus::{Group, Topic, Topics};
 use zhida_proto::events::v1::{
     Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details,
 };
@@ -391,7 +391,7 @@ fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<i64, rdkafka::er
 
 /// Polls until consumer group `group` (before the test's prefix) has committed every record
 /// of `topic`, i.e. its committed offsets equal the partitions' high watermarks.
-pub async fn wait_until_consumed(env: &TestEnv, group: &str, topic: Topic, within: Duration) {
+pub async fn wait_until_consumed(env: &TestEnv, group: Group, topic: Topic, within: Duration) {
     let topics = Topics::new(&env.kafka);
     let (group, topic) = (topics.group(group), topics.name(topic));
     let deadline = tokio::time::Instant::now() + within;

@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
-use zhida_bus::{ConsumerSpec, HandleError, Handler, Producer, Record, Topic};
+use zhida_bus::{ConsumerSpec, Group, HandleError, Handler, Producer, Record, Topic};
 use zhida_proto::{
     events::v1::{Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency},
     notification::v1::{
@@ -57,7 +57,7 @@ pub async fn component(
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
-            group: "zhida-notifier",
+            group: Group::Notifier,
             topic: Topic::DeliveryRequests,
         },
         sender,

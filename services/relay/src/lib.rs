@@ -9,7 +9,7 @@ use std::sync::Arc;
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
-use zhida_bus::{ConsumerSpec, HandleError, Handler, Producer, Record, Topic};
+use zhida_bus::{ConsumerSpec, Group, HandleError, Handler, Producer, Record, Topic};
 use zhida_proto::{
     events::v1::PolicyPublished,
     relay::v1::{
@@ -34,7 +34,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
-            group: "zhida-relay",
+            group: Group::Relay,
             topic: Topic::PolicyEvents,
         },
         FeedWriter { feed: feed.clone() },

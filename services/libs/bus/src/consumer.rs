@@ -33,7 +33,7 @@ use zhida_runtime::config::KafkaConfig;
 use crate::{
     envelope::{Event, EventMeta, headers},
     producer::Producer,
-    topics::{Topic, Topics},
+    topics::{Group, Topic, Topics},
 };
 
 /// One consumed record, detached from the consumer.
@@ -103,8 +103,7 @@ pub trait Handler: Send + Sync + 'static {
 /// What to consume, as which consumer group.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSpec {
-    /// Group id before the deployment's group prefix, e.g. `zhida-notifier`.
-    pub group: &'static str,
+    pub group: Group,
     pub topic: Topic,
 }
 

@@ -1,6 +1,7 @@
 //! Zhida's event backbone, written once for every service:
 //!
-//! - [`Topic`]: every topic name comes from this enum (plus a deployment prefix);
+//! - [`Topic`], [`Group`]: every topic and consumer group name comes from these enums (plus
+//!   a deployment prefix);
 //! - [`Event`]: a protobuf payload wrapped as a CloudEvent in Kafka binary mode, with the
 //!   W3C `traceparent` of the span that produced it;
 //! - [`Producer`]: idempotent (`enable.idempotence`), awaits the broker's acknowledgement;
@@ -19,7 +20,7 @@ pub use consumer::{ConsumerSpec, HandleError, Handler, Record, run_consumer};
 pub use envelope::{Event, EventMeta, headers as header_names};
 pub use producer::{Delivered, ProduceError, Producer};
 pub use table::{TableReader, TableRecord};
-pub use topics::{Topic, Topics};
+pub use topics::{Group, Topic, Topics};
 
 /// librdkafka settings shared by producers and consumers.
 pub(crate) fn client_config(kafka: &zhida_runtime::config::KafkaConfig) -> rdkafka::ClientConfig {

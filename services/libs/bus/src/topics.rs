@@ -1,4 +1,4 @@
-//! The one place topic names come from.
+//! The one place topic and consumer group names come from.
 
 use zhida_runtime::config::KafkaConfig;
 
@@ -39,6 +39,29 @@ impl Topic {
     }
 }
 
+/// Every consumer group Zhida runs: one per consuming service, so each service handles every
+/// record of its topic once, however many replicas it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// The profiler's, on `policy.events` (it replays `profiles` without a group).
+    Profiler,
+    /// The relay's, on `policy.events`.
+    Relay,
+    /// The notifier's, on `delivery.requests`.
+    Notifier,
+}
+
+impl Group {
+    /// The group id without the deployment prefix.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Group::Profiler => "zhida-profiler",
+            Group::Relay => "zhida-relay",
+            Group::Notifier => "zhida-notifier",
+        }
+    }
+}
+
 /// Topic and group names of one deployment (prefix applied).
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -63,7 +86,7 @@ impl Topics {
         format!("{}.dlq", self.name(topic))
     }
 
-    pub fn group(&self, group: &str) -> String {
-        format!("{}{group}", self.group_prefix)
+    pub fn group(&self, group: Group) -> String {
+        format!("{}{}", self.group_prefix, group.name())
     }
 }

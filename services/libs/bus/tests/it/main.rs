@@ -15,7 +15,7 @@ use rdkafka::{
 };
 use tokio_util::sync::CancellationToken;
 use zhida_bus::{
-    ConsumerSpec, HandleError, Handler, Producer, Record, Topic, Topics, header_names,
+    ConsumerSpec, Group, HandleError, Handler, Producer, Record, Topic, Topics, header_names,
 };
 use zhida_proto::events::v1::PolicyPublished;
 use zhida_runtime::config::KafkaConfig;
@@ -148,7 +148,7 @@ async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
     let handler = Recorder::default();
     let shutdown = CancellationToken::new();
     let spec = ConsumerSpec {
-        group: "poison",
+        group: Group::Relay,
         topic: Topic::PolicyEvents,
     };
     let task = tokio::spawn(zhida_bus::run_consumer(
@@ -218,7 +218,7 @@ async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
     task.await.expect("join").expect("loop ends cleanly");
     let offsets = committed(
         &config,
-        &topics.group("poison"),
+        &topics.group(Group::Relay),
         &topics.name(Topic::PolicyEvents),
     );
     assert_eq!(
@@ -248,7 +248,7 @@ async fn transient_failure_is_retried_in_order_and_committed_only_after_success(
         .push(("p2".into(), 3));
     let shutdown = CancellationToken::new();
     let spec = ConsumerSpec {
-        group: "transient",
+        group: Group::Relay,
         topic: Topic::PolicyEvents,
     };
     let task = tokio::spawn(zhida_bus::run_consumer(
@@ -277,7 +277,7 @@ async fn transient_failure_is_retried_in_order_and_committed_only_after_success(
     task.await.expect("join").expect("loop ends cleanly");
     let offsets = committed(
         &config,
-        &topics.group("transient"),
+        &topics.group(Group::Relay),
         &topics.name(Topic::PolicyEvents),
     );
     assert_eq!(
@@ -297,7 +297,7 @@ async fn shutdown_during_a_retry_leaves_the_record_for_redelivery() {
         .await
         .expect("produced");
     let spec = ConsumerSpec {
-        group: "redeliver",
+        group: Group::Relay,
         topic: Topic::PolicyEvents,
     };
 
