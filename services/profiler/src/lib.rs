@@ -29,7 +29,7 @@ mod writer;
 use std::sync::Arc;
 
 use tokio::{net::TcpListener, sync::watch};
-use zhida_bus::{ConsumerSpec, Producer, TableReader, Topic};
+use zhida_bus::{ConsumerSpec, Group, Producer, TableReader, Topic};
 use zhida_catalogue::Catalogue;
 use zhida_proto::profile::v1::profile_service_server::ProfileServiceServer;
 use zhida_runtime::{Component, Config, Shutdown};
@@ -59,7 +59,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let matcher = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
-            group: "zhida-profiler",
+            group: Group::Profiler,
             topic: Topic::PolicyEvents,
         },
         matcher::PolicyMatcher {
