@@ -15,7 +15,7 @@ use zhida_bus::HandleError;
 use zhida_proto::events::v1::DeliveryRequested;
 use zhida_store::{DeliveryKey, DigestKey};
 
-use crate::{Sender, config::DigestConfig, render};
+use crate::{config::DigestConfig, render, sender::Sender};
 
 const DAY: i64 = 24 * 3600;
 

@@ -1,36 +1,36 @@
 //! The notifier: sends each `DeliveryRequested` at most once per (policy, recipient,
 //! channel) and reports the outcome on `delivery.status`. Requests marked DAILY_DIGEST wait
-//! in the [`DigestStore`] and go out together at the next digest run (`digest.send_at`,
+//! in the [`DigestStore`](zhida_store::DigestStore) and go out together at the next digest run (`digest.send_at`,
 //! every `digest.period`), as one message per recipient, under the same ledger.
 //!
-//! Exactly-once in effect, over an at-least-once log: the [`DeliveryLedger`] lease makes one
+//! Exactly-once in effect, over an at-least-once log: the [`DeliveryLedger`](zhida_store::DeliveryLedger) lease makes one
 //! replica the sender; the outcome is recorded before the status event goes out, and a
 //! redelivered request finds the outcome and only repeats the (idempotent) status event.
 //! The one window left is a crash after the SMTP server accepted a message and before the
 //! outcome was recorded; the request is then sent again once the lease expires. The
 //! deterministic Message-ID lets the receiving side recognise that duplicate.
+//!
+//! The map:
+//! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
+//! - [`digest`]: the daily digest runs;
+//! - [`render`] and [`mailer`]: building and handing over email;
+//! - [`grpc`]: the `NotificationService` handlers;
+//! - [`config`]: the notifier's own sections (`[smtp]`, `[digest]`);
+//! - [`error`]: the notifier's errors and their one mapping to gRPC statuses.
 
 mod config;
 mod digest;
+mod error;
+mod grpc;
 mod mailer;
 mod render;
-
-use std::{sync::Arc, time::Duration};
+mod sender;
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
-use zhida_bus::{ConsumerSpec, Group, HandleError, Handler, Producer, Record, Topic};
-use zhida_proto::{
-    events::v1::{Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency},
-    notification::v1::{
-        GetDeliveryStatusRequest, GetDeliveryStatusResponse,
-        notification_service_server::{NotificationService, NotificationServiceServer},
-    },
-};
-use zhida_runtime::{Component, Config, FieldViolations, Shutdown};
-use zhida_store::{
-    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState, Stores,
-};
+use zhida_bus::{ConsumerSpec, Group, Producer, Topic};
+use zhida_proto::notification::v1::notification_service_server::NotificationServiceServer;
+use zhida_runtime::{Component, Config, Shutdown};
+use zhida_store::Stores;
 
 pub use config::{DigestConfig, NotifierConfig, SmtpConfig, SmtpMode};
 pub use mailer::{MailError, Mailer, redact};
@@ -45,7 +45,7 @@ pub async fn component(
     let producer = Producer::new(&config.kafka, "/zhida/notifier")?;
     let stores = Stores::open(&config.store).await?;
     let ledger = stores.ledger();
-    let sender = Sender {
+    let sender = sender::Sender {
         ledger: ledger.clone(),
         digests: stores.digests(),
         mailer: mailer::from_config(&own.smtp)?.into(),
@@ -65,7 +65,9 @@ pub async fn component(
         shutdown.token.clone(),
     );
     Ok(Component::new("notifier")
-        .grpc(NotificationServiceServer::new(Notifications { ledger }))
+        .grpc(NotificationServiceServer::new(grpc::Notifications {
+            ledger,
+        }))
         .task("email-sender", consumer)
         .task("digest-sender", digests))
 }
@@ -79,269 +81,4 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let component = component(&config, &own, &shutdown).await?;
     zhida_runtime::serve(vec![component], listener, shutdown).await
-}
-
-/// Policy and recipient ids as their producers define them (up to 128 characters).
-fn is_id(id: &str) -> bool {
-    zhida_runtime::ids::is_identifier(id, 128)
-}
-
-#[derive(Clone)]
-struct Sender {
-    ledger: Arc<dyn DeliveryLedger>,
-    digests: Arc<dyn DigestStore>,
-    mailer: Arc<dyn Mailer>,
-    producer: Producer,
-    from: String,
-    lease: Duration,
-}
-
-#[async_trait::async_trait]
-impl Handler for Sender {
-    async fn handle(&self, record: &Record) -> Result<(), HandleError> {
-        let request: DeliveryRequested = record.decode()?;
-        if !is_id(&request.policy_id) || !is_id(&request.recipient_id) {
-            return Err(HandleError::permanent(
-                "policy_id and recipient_id must be 1–128 of A-Z a-z 0-9 _ . : -",
-            ));
-        }
-        let channel = Channel::try_from(request.channel)
-            .map_err(|_| HandleError::permanent(format!("unknown channel {}", request.channel)))?;
-        if channel != Channel::Email {
-            return Err(HandleError::permanent(format!(
-                "channel {} is not delivered by this notifier",
-                zhida_store::channel_segment(channel)
-            )));
-        }
-        let key = DeliveryKey {
-            policy_id: request.policy_id.clone(),
-            recipient_id: request.recipient_id.clone(),
-            channel,
-        };
-        if request.frequency == Frequency::DailyDigest as i32 {
-            return self.hold_for_digest(&key, &request).await;
-        }
-        let outcome = self
-            .once(&key, || render::email(&request, &self.from))
-            .await?;
-        self.report(&key, outcome).await
-    }
-}
-
-impl Sender {
-    /// Sends the message `render` builds at most once for `key`: only the ledger lease
-    /// holder sends, the outcome is recorded before anything else happens, and a delivery
-    /// found done returns its recorded outcome without sending. A message that cannot be
-    /// built is a failed delivery.
-    async fn once(
-        &self,
-        key: &DeliveryKey,
-        render: impl FnOnce() -> Result<lettre::Message, render::RenderError>,
-    ) -> Result<Outcome, HandleError> {
-        let token = match self
-            .ledger
-            .begin(key, self.lease)
-            .await
-            .map_err(HandleError::transient)?
-        {
-            Begin::Done(outcome) => {
-                tracing::debug!(
-                    policy_id = key.policy_id,
-                    recipient_id = key.recipient_id,
-                    "already delivered; status repeated"
-                );
-                return Ok(outcome);
-            }
-            Begin::InFlight => {
-                return Err(HandleError::transient("another sender holds this delivery"));
-            }
-            Begin::Acquired(token) => token,
-        };
-        // A message that cannot be built (an address the mail library refuses) is a failed
-        // delivery, recorded like a refusal by the server: retrying cannot help.
-        let sent = match render() {
-            Ok(message) => {
-                self.transmit(message, &key.policy_id, &key.recipient_id)
-                    .await
-            }
-            Err(error) => Ok(Outcome {
-                state: OutcomeState::Failed,
-                detail: error.to_string(),
-            }),
-        };
-        let outcome = match sent {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                if let Err(e) = self.ledger.abandon(key, &token).await {
-                    tracing::warn!(error = %e, "lease not released; it expires by itself");
-                }
-                return Err(error);
-            }
-        };
-        self.record(key, &outcome).await?;
-        Ok(outcome)
-    }
-
-    /// A digest request: already delivered (in an earlier digest) only repeats its status;
-    /// otherwise it waits in the recipient's open digest.
-    async fn hold_for_digest(
-        &self,
-        key: &DeliveryKey,
-        request: &DeliveryRequested,
-    ) -> Result<(), HandleError> {
-        if let Some(zhida_store::Status::Done(outcome)) = self
-            .ledger
-            .status(key)
-            .await
-            .map_err(HandleError::transient)?
-        {
-            return self.report(key, outcome).await;
-        }
-        let digest = DigestKey {
-            recipient_id: key.recipient_id.clone(),
-            channel: key.channel,
-        };
-        self.digests
-            .add(
-                &digest,
-                &key.policy_id,
-                &prost::Message::encode_to_vec(request),
-            )
-            .await
-            .map_err(HandleError::transient)?;
-        tracing::debug!(
-            policy_id = key.policy_id,
-            recipient_id = key.recipient_id,
-            "held for the daily digest"
-        );
-        Ok(())
-    }
-
-    /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's).
-    async fn report(&self, key: &DeliveryKey, outcome: Outcome) -> Result<(), HandleError> {
-        let status = DeliveryStatusChanged {
-            policy_id: key.policy_id.clone(),
-            recipient_id: key.recipient_id.clone(),
-            channel: key.channel as i32,
-            state: match outcome.state {
-                OutcomeState::Sent => DeliveryState::Sent,
-                OutcomeState::Failed => DeliveryState::Failed,
-            } as i32,
-            detail: outcome.detail,
-            at: None,
-        };
-        let id = format!("{}|{}", key.encoded(), status.state);
-        self.producer
-            .emit_with_id(&key.recipient_id, &id, &status)
-            .await
-            .map_err(HandleError::transient)?;
-        Ok(())
-    }
-
-    /// Sends; a refusal by the server is an outcome, not an error.
-    async fn transmit(
-        &self,
-        message: lettre::Message,
-        policy_id: &str,
-        recipient_id: &str,
-    ) -> Result<Outcome, HandleError> {
-        let started = std::time::Instant::now();
-        match self.mailer.send(message).await {
-            Ok(answer) => {
-                tracing::info!(
-                    policy_id,
-                    recipient_id,
-                    smtp_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "email sent"
-                );
-                Ok(Outcome {
-                    state: OutcomeState::Sent,
-                    detail: answer,
-                })
-            }
-            Err(MailError::Permanent(reason)) => {
-                tracing::warn!(policy_id, recipient_id, reason, "email rejected");
-                Ok(Outcome {
-                    state: OutcomeState::Failed,
-                    detail: reason,
-                })
-            }
-            Err(MailError::Transient(reason)) => Err(HandleError::Transient(reason)),
-        }
-    }
-
-    /// Records the outcome, retrying in place: giving up here would let the lease expire
-    /// and the message go out twice.
-    async fn record(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<(), HandleError> {
-        let mut delay = Duration::from_millis(50);
-        for _ in 0..8 {
-            match self.ledger.finish(key, outcome).await {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(%error, "recording the outcome failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.lease / 4);
-                }
-            }
-        }
-        Err(HandleError::transient("outcome could not be recorded"))
-    }
-}
-
-struct Notifications {
-    ledger: Arc<dyn DeliveryLedger>,
-}
-
-#[tonic::async_trait]
-impl NotificationService for Notifications {
-    async fn get_delivery_status(
-        &self,
-        request: Request<GetDeliveryStatusRequest>,
-    ) -> Result<Response<GetDeliveryStatusResponse>, Status> {
-        let request = request.into_inner();
-        let mut bad = FieldViolations::new();
-        if !is_id(&request.policy_id) {
-            bad.add("policy_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
-        }
-        if !is_id(&request.recipient_id) {
-            bad.add("recipient_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
-        }
-        let channel = match Channel::try_from(request.channel) {
-            Ok(Channel::Unspecified) | Err(_) => {
-                bad.add(
-                    "channel",
-                    format!("EMAIL, SMS or INBOX required, got {}", request.channel),
-                );
-                Channel::Unspecified
-            }
-            Ok(channel) => channel,
-        };
-        bad.into_result()?;
-        let key = DeliveryKey {
-            policy_id: request.policy_id,
-            recipient_id: request.recipient_id,
-            channel,
-        };
-        let status = self
-            .ledger
-            .status(&key)
-            .await
-            .map_err(|_| Status::unavailable("the delivery ledger is unavailable; retry"))?;
-        let (state, detail) = match status {
-            None | Some(zhida_store::Status::InFlight) => {
-                (DeliveryState::Unspecified, String::new())
-            }
-            Some(zhida_store::Status::Done(outcome)) => (
-                match outcome.state {
-                    OutcomeState::Sent => DeliveryState::Sent,
-                    OutcomeState::Failed => DeliveryState::Failed,
-                },
-                outcome.detail,
-            ),
-        };
-        Ok(Response::new(GetDeliveryStatusResponse {
-            state: state as i32,
-            detail,
-        }))
-    }
 }
