@@ -156,7 +156,11 @@ impl Sender {
     }
 
     /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's).
-    pub(crate) async fn report(&self, key: &DeliveryKey, outcome: Outcome) -> Result<(), HandleError> {
+    pub(crate) async fn report(
+        &self,
+        key: &DeliveryKey,
+        outcome: Outcome,
+    ) -> Result<(), HandleError> {
         let status = DeliveryStatusChanged {
             policy_id: key.policy_id.clone(),
             recipient_id: key.recipient_id.clone(),
@@ -210,7 +214,11 @@ impl Sender {
 
     /// Records the outcome, retrying in place: giving up here would let the lease expire
     /// and the message go out twice.
-    pub(crate) async fn record(&self, key: &DeliveryKey, outcome: &Outcome) -> Result<(), HandleError> {
+    pub(crate) async fn record(
+        &self,
+        key: &DeliveryKey,
+        outcome: &Outcome,
+    ) -> Result<(), HandleError> {
         let mut delay = Duration::from_millis(50);
         for _ in 0..8 {
             match self.ledger.finish(key, outcome).await {
