@@ -15,7 +15,7 @@ use zhida_bus::HandleError;
 use zhida_proto::events::v1::DeliveryRequested;
 use zhida_store::{DeliveryKey, DigestKey};
 
-use crate::{config::DigestConfig, render, sender::Sender};
+use crate::{config::DigestConfig, sender::Sender};
 
 const DAY: i64 = 24 * 3600;
 
@@ -122,10 +122,14 @@ impl Sender {
             // part-way through recording finds the same, finished, digest.
             let ids: Vec<&str> = all.iter().map(String::as_str).collect();
             let digest = delivery(key, &digest_id(&ids));
+            let Some(channel) = self.channels.get(key.channel).cloned() else {
+                return Err(HandleError::permanent(format!(
+                    "digest for channel {} which this notifier does not deliver",
+                    zhida_store::channel_segment(key.channel)
+                )));
+            };
             let outcome = self
-                .once(&digest, || {
-                    render::digest(&pending, &digest.policy_id, &self.from)
-                })
+                .once(&digest, || channel.send_digest(&digest.policy_id, &pending))
                 .await?;
             for request in &pending {
                 let key = delivery(key, &request.policy_id);

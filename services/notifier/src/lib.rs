@@ -13,17 +13,16 @@
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
 //! - [`digest`]: the daily digest runs;
-//! - [`render`] and [`mailer`]: building and handing over email;
+//! - [`channel`]: the ways of reaching a person behind one trait, one module each (email);
 //! - [`grpc`]: the `NotificationService` handlers;
 //! - [`config`]: the notifier's own sections (`[smtp]`, `[digest]`);
 //! - [`error`]: the notifier's errors and their one mapping to gRPC statuses.
 
+mod channel;
 mod config;
 mod digest;
 mod error;
 mod grpc;
-mod mailer;
-mod render;
 mod sender;
 
 use tokio::net::TcpListener;
@@ -32,8 +31,8 @@ use zhida_proto::notification::v1::notification_service_server::NotificationServ
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
+pub use channel::email::mailer::{MailError, Mailer, redact};
 pub use config::{DigestConfig, NotifierConfig, SmtpConfig, SmtpMode};
-pub use mailer::{MailError, Mailer, redact};
 
 /// The notifier's gRPC routes, its `delivery.requests` consumer and its digest runs; `own`
 /// holds the notifier's own sections (`[smtp]`, `[digest]`).
@@ -48,9 +47,8 @@ pub async fn component(
     let sender = sender::Sender {
         ledger: ledger.clone(),
         digests: stores.digests(),
-        mailer: mailer::from_config(&own.smtp)?.into(),
+        channels: channel::Channels::from_config(own)?,
         producer: producer.clone(),
-        from: own.smtp.from.clone(),
         lease: config.store.delivery_lease,
     };
     let digests = digest::run(sender.clone(), own.digest.clone(), shutdown.token.clone());
@@ -68,7 +66,7 @@ pub async fn component(
         .grpc(NotificationServiceServer::new(grpc::Notifications {
             ledger,
         }))
-        .task("email-sender", consumer)
+        .task("delivery-sender", consumer)
         .task("digest-sender", digests))
 }
 

@@ -2,7 +2,7 @@
 //! recipient, channel) under the [`DeliveryLedger`], or held for the recipient's daily
 //! digest, and its outcome is reported on `delivery.status`.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use zhida_bus::{HandleError, Handler, Producer, Record};
 use zhida_proto::events::v1::{
@@ -12,10 +12,7 @@ use zhida_store::{
     Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState,
 };
 
-use crate::{
-    mailer::{MailError, Mailer},
-    render,
-};
+use crate::channel::{Attempt, Channels};
 
 /// Policy and recipient ids as their producers define them (up to 128 characters).
 pub(crate) fn is_id(id: &str) -> bool {
@@ -26,10 +23,9 @@ pub(crate) fn is_id(id: &str) -> bool {
 pub(crate) struct Sender {
     pub ledger: Arc<dyn DeliveryLedger>,
     pub digests: Arc<dyn DigestStore>,
-    pub mailer: Arc<dyn Mailer>,
+    /// The channels this notifier delivers.
+    pub channels: Channels,
     pub producer: Producer,
-    /// The From: of every notice.
-    pub from: String,
     /// How long a sender may hold a delivery before another replica may retry it.
     pub lease: Duration,
 }
@@ -45,12 +41,12 @@ impl Handler for Sender {
         }
         let channel = Channel::try_from(request.channel)
             .map_err(|_| HandleError::permanent(format!("unknown channel {}", request.channel)))?;
-        if channel != Channel::Email {
+        let Some(sender) = self.channels.get(channel).cloned() else {
             return Err(HandleError::permanent(format!(
                 "channel {} is not delivered by this notifier",
                 zhida_store::channel_segment(channel)
             )));
-        }
+        };
         let key = DeliveryKey {
             policy_id: request.policy_id.clone(),
             recipient_id: request.recipient_id.clone(),
@@ -59,23 +55,24 @@ impl Handler for Sender {
         if request.frequency == Frequency::DailyDigest as i32 {
             return self.hold_for_digest(&key, &request).await;
         }
-        let outcome = self
-            .once(&key, || render::email(&request, &self.from))
-            .await?;
+        let outcome = self.once(&key, || sender.send(&request)).await?;
         self.report(&key, outcome).await
     }
 }
 
 impl Sender {
-    /// Sends the message `render` builds at most once for `key`: only the ledger lease
-    /// holder sends, the outcome is recorded before anything else happens, and a delivery
-    /// found done returns its recorded outcome without sending. A message that cannot be
-    /// built is a failed delivery.
-    pub(crate) async fn once(
+    /// Makes the attempt `send` starts at most once for `key`: only the ledger lease holder
+    /// sends, the outcome is recorded before anything else happens, and a delivery found
+    /// done returns its recorded outcome without sending. A refusal (including a message
+    /// that cannot be built) is a failed delivery; a retryable attempt releases the lease.
+    pub(crate) async fn once<F>(
         &self,
         key: &DeliveryKey,
-        render: impl FnOnce() -> Result<lettre::Message, render::RenderError>,
-    ) -> Result<Outcome, HandleError> {
+        send: impl FnOnce() -> F,
+    ) -> Result<Outcome, HandleError>
+    where
+        F: Future<Output = Attempt>,
+    {
         let token = match self
             .ledger
             .begin(key, self.lease)
@@ -95,25 +92,28 @@ impl Sender {
             }
             Begin::Acquired(token) => token,
         };
-        // A message that cannot be built (an address the mail library refuses) is a failed
-        // delivery, recorded like a refusal by the server: retrying cannot help.
-        let sent = match render() {
-            Ok(message) => {
-                self.transmit(message, &key.policy_id, &key.recipient_id)
-                    .await
+        let outcome = match send().await {
+            Attempt::Sent { detail } => Outcome {
+                state: OutcomeState::Sent,
+                detail,
+            },
+            Attempt::Refused { detail } => {
+                tracing::warn!(
+                    policy_id = key.policy_id,
+                    recipient_id = key.recipient_id,
+                    detail,
+                    "delivery refused"
+                );
+                Outcome {
+                    state: OutcomeState::Failed,
+                    detail,
+                }
             }
-            Err(error) => Ok(Outcome {
-                state: OutcomeState::Failed,
-                detail: error.to_string(),
-            }),
-        };
-        let outcome = match sent {
-            Ok(outcome) => outcome,
-            Err(error) => {
+            Attempt::Retry { detail } => {
                 if let Err(e) = self.ledger.abandon(key, &token).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
                 }
-                return Err(error);
+                return Err(HandleError::Transient(detail));
             }
         };
         self.record(key, &outcome).await?;
@@ -180,38 +180,6 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends; a refusal by the server is an outcome, not an error.
-    async fn transmit(
-        &self,
-        message: lettre::Message,
-        policy_id: &str,
-        recipient_id: &str,
-    ) -> Result<Outcome, HandleError> {
-        let started = std::time::Instant::now();
-        match self.mailer.send(message).await {
-            Ok(answer) => {
-                tracing::info!(
-                    policy_id,
-                    recipient_id,
-                    smtp_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "email sent"
-                );
-                Ok(Outcome {
-                    state: OutcomeState::Sent,
-                    detail: answer,
-                })
-            }
-            Err(MailError::Permanent(reason)) => {
-                tracing::warn!(policy_id, recipient_id, reason, "email rejected");
-                Ok(Outcome {
-                    state: OutcomeState::Failed,
-                    detail: reason,
-                })
-            }
-            Err(MailError::Transient(reason)) => Err(HandleError::Transient(reason)),
-        }
-    }
-
     /// Records the outcome, retrying in place: giving up here would let the lease expire
     /// and the message go out twice.
     pub(crate) async fn record(
@@ -231,5 +199,110 @@ impl Sender {
             }
         }
         Err(HandleError::transient("outcome could not be recorded"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use async_trait::async_trait;
+    use zhida_runtime::config::KafkaConfig;
+    use zhida_store::{MemoryDigests, MemoryLedger};
+
+    use super::*;
+    use crate::channel::Channel as ChannelTrait;
+
+    /// A channel that answers with scripted attempts and counts what it was asked to send.
+    struct Scripted {
+        answers: Mutex<Vec<Attempt>>,
+        sends: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl ChannelTrait for Scripted {
+        fn kind(&self) -> Channel {
+            Channel::Inbox
+        }
+
+        async fn send(&self, _: &DeliveryRequested) -> Attempt {
+            self.sends.fetch_add(1, Ordering::SeqCst);
+            self.answers.lock().expect("lock").remove(0)
+        }
+
+        async fn send_digest(&self, _: &str, _: &[DeliveryRequested]) -> Attempt {
+            unreachable!("no digests here")
+        }
+    }
+
+    fn sender(answers: Vec<Attempt>) -> (Sender, Arc<AtomicUsize>) {
+        let sends = Arc::new(AtomicUsize::new(0));
+        let mut channels = Channels::default();
+        channels.register(Scripted {
+            answers: Mutex::new(answers),
+            sends: sends.clone(),
+        });
+        let sender = Sender {
+            ledger: Arc::new(MemoryLedger::default()),
+            digests: Arc::new(MemoryDigests::default()),
+            channels,
+            // Never reached: these tests do not report.
+            producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),
+            lease: Duration::from_secs(30),
+        };
+        (sender, sends)
+    }
+
+    fn key(policy: &str) -> DeliveryKey {
+        DeliveryKey {
+            policy_id: policy.into(),
+            recipient_id: "c-1".into(),
+            channel: Channel::Inbox,
+        }
+    }
+
+    async fn attempt(sender: &Sender, key: &DeliveryKey) -> Result<Outcome, HandleError> {
+        let channel = sender
+            .channels
+            .get(key.channel)
+            .cloned()
+            .expect("registered");
+        let request = DeliveryRequested::default();
+        sender.once(key, || channel.send(&request)).await
+    }
+
+    #[tokio::test]
+    async fn any_registered_channel_sends_once_and_a_redelivery_repeats_the_outcome() {
+        let (sender, sends) = sender(vec![Attempt::Sent {
+            detail: "ok".into(),
+        }]);
+        let first = attempt(&sender, &key("p-1")).await.expect("sent");
+        assert_eq!(first.state, OutcomeState::Sent);
+        let again = attempt(&sender, &key("p-1")).await.expect("recorded");
+        assert_eq!(again, first);
+        assert_eq!(sends.load(Ordering::SeqCst), 1, "sent once");
+    }
+
+    #[tokio::test]
+    async fn a_retry_releases_the_delivery_and_a_refusal_is_a_recorded_failure() {
+        let (sender, sends) = sender(vec![
+            Attempt::Retry {
+                detail: "busy".into(),
+            },
+            Attempt::Refused {
+                detail: "no such number".into(),
+            },
+        ]);
+        let retry = attempt(&sender, &key("p-2")).await;
+        assert!(matches!(retry, Err(HandleError::Transient(_))), "{retry:?}");
+        let refused = attempt(&sender, &key("p-2")).await.expect("recorded");
+        assert_eq!(refused.state, OutcomeState::Failed);
+        assert_eq!(refused.detail, "no such number");
+        let again = attempt(&sender, &key("p-2")).await.expect("recorded");
+        assert_eq!(again, refused, "a refusal is not retried");
+        assert_eq!(sends.load(Ordering::SeqCst), 2);
     }
 }

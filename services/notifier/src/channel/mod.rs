@@ -1,0 +1,62 @@
+//! The ways the notifier reaches a person. Each channel renders, sends and classifies the
+//! outcome of one notice (or one daily digest) behind the [`Channel`] trait, in a module of
+//! its own; the ledger, dedup per (policy, recipient, channel), digests, status events and
+//! reasons sit above the trait in [`sender`](crate::sender) and are the same for every
+//! channel. Adding a channel is one module plus one line in [`Channels::from_config`].
+
+pub(crate) mod email;
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use zhida_proto::events::v1::{Channel as Kind, DeliveryRequested};
+
+use crate::config::NotifierConfig;
+
+/// How one attempt to reach a person ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Handed over; `detail` is for operators (never personal data).
+    Sent { detail: String },
+    /// Refused for good (an address that cannot be reached, a message that cannot be
+    /// built): recorded as failed, never retried.
+    Refused { detail: String },
+    /// Worth another try later (the server is down or busy): nothing is recorded.
+    Retry { detail: String },
+}
+
+/// One way of reaching a person.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The channel it delivers.
+    fn kind(&self) -> Kind;
+
+    /// Sends the notice for `request`.
+    async fn send(&self, request: &DeliveryRequested) -> Attempt;
+
+    /// Sends one digest holding every request of `requests` (one recipient, at least one
+    /// request), identified by `digest_id` (stable for the same set of policies).
+    async fn send_digest(&self, digest_id: &str, requests: &[DeliveryRequested]) -> Attempt;
+}
+
+/// The channels this notifier delivers, by kind.
+#[derive(Clone, Default)]
+pub struct Channels(HashMap<Kind, Arc<dyn Channel>>);
+
+impl Channels {
+    /// Every channel the configuration sets up.
+    pub fn from_config(config: &NotifierConfig) -> anyhow::Result<Self> {
+        let mut channels = Self::default();
+        channels.register(email::Email::from_config(&config.smtp)?);
+        Ok(channels)
+    }
+
+    /// Adds (or replaces) the channel for its kind.
+    pub fn register(&mut self, channel: impl Channel + 'static) {
+        self.0.insert(channel.kind(), Arc::new(channel));
+    }
+
+    pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Channel>> {
+        self.0.get(&kind)
+    }
+}
