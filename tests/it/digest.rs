@@ -7,11 +7,9 @@ use std::time::Duration;
 use zhida_bus::{Group, Topic};
 use zhida_proto::{
     events::v1::{Channel, DeliveryState, Frequency, Profile},
-    notification::v1::{
-        GetDeliveryStatusRequest, notification_service_client::NotificationServiceClient,
-    },
-    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
-    profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
+    notification::v1::GetDeliveryStatusRequest,
+    policy::v1::PublishPolicyRequest,
+    profile::v1::UpsertProfileRequest,
 };
 
 use crate::helpers::{Server, TestEnv, citizen, eventually, mail_for, wait_until_consumed};
@@ -42,15 +40,9 @@ fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
 async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once() {
     let env = TestEnv::new("digest").await;
     let server = Server::start_with("all", &env, &[("ZHIDA_DIGEST__PERIOD", PERIOD)]).await;
-    let mut profiles = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
-    let mut publisher = PolicyServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
-    let mut notifications = NotificationServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut profiles = server.profiles().await;
+    let mut publisher = server.publisher().await;
+    let mut notifications = server.notifications().await;
     let daily = subscriber(&env, "daily", Frequency::DailyDigest);
     for profile in [daily.clone(), subscriber(&env, "now", Frequency::Immediate)] {
         profiles

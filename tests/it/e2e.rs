@@ -8,8 +8,8 @@ use prost::Message as _;
 use zhida_bus::Topic;
 use zhida_proto::{
     events::v1::{DeliveryStatusChanged, Profile, profile::Details},
-    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
-    profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
+    policy::v1::PublishPolicyRequest,
+    profile::v1::UpsertProfileRequest,
 };
 
 use crate::helpers::{Server, TestEnv, citizen, count_records, eventually, mail_for};
@@ -30,12 +30,8 @@ fn filtered(mut profile: Profile, filter: &str) -> Profile {
 async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_one_else() {
     let env = TestEnv::new("e2e").await;
     let server = Server::start("all", &env).await;
-    let mut profiles = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
-    let mut publisher = PolicyServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut profiles = server.profiles().await;
+    let mut publisher = server.publisher().await;
 
     let seed = [
         // Subscribed to one of the tags.

@@ -15,8 +15,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use zhida_bus::{Group, Topic, Topics};
-use zhida_proto::events::v1::{
-    Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details,
+use zhida_proto::{
+    events::v1::{Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details},
+    notification::v1::notification_service_client::NotificationServiceClient,
+    policy::v1::policy_service_client::PolicyServiceClient,
+    profile::v1::profile_service_client::ProfileServiceClient,
 };
 use zhida_runtime::config::KafkaConfig;
 
@@ -153,6 +156,27 @@ impl Server {
             Ok(response) => response.into_inner().status == ServingStatus::Serving as i32,
             Err(_) => false,
         }
+    }
+
+    /// A `ProfileService` client of this server.
+    pub async fn profiles(&self) -> ProfileServiceClient<tonic::transport::Channel> {
+        ProfileServiceClient::connect(self.url.clone())
+            .await
+            .expect("connect")
+    }
+
+    /// A `PolicyService` client of this server.
+    pub async fn publisher(&self) -> PolicyServiceClient<tonic::transport::Channel> {
+        PolicyServiceClient::connect(self.url.clone())
+            .await
+            .expect("connect")
+    }
+
+    /// A `NotificationService` client of this server.
+    pub async fn notifications(&self) -> NotificationServiceClient<tonic::transport::Channel> {
+        NotificationServiceClient::connect(self.url.clone())
+            .await
+            .expect("connect")
     }
 
     /// SIGKILL: no drain, no commit, no goodbye.

@@ -15,7 +15,7 @@ use zhida_proto::{
     profile::v1::{
         DeleteProfileRequest, ExplainMatchRequest, GetProfileRequest, ListSubscriptionsRequest,
         PolicyDraft, PreviewAudienceRequest, SubscribeRequest, UnsubscribeRequest,
-        UpsertProfileRequest, profile_service_client::ProfileServiceClient,
+        UpsertProfileRequest,
     },
 };
 
@@ -76,9 +76,7 @@ fn draft() -> PolicyDraft {
 async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everywhere() {
     let env = TestEnv::new("profiles").await;
     let mut server = Server::start("profiler", &env).await;
-    let mut client = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut client = server.profiles().await;
     let profile = enterprise(&env);
     let id = profile.subject_id.clone();
 
@@ -228,9 +226,7 @@ async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everyw
     // A restart rebuilds everything from the compacted topic: the last write wins.
     server.kill_9();
     let mut server = Server::start("profiler", &env).await;
-    let mut client = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut client = server.profiles().await;
     let replayed = client
         .get_profile(GetProfileRequest {
             subject_id: id.clone(),
@@ -257,9 +253,7 @@ async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everyw
     );
     server.kill_9();
     let server = Server::start("profiler", &env).await;
-    let mut client = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut client = server.profiles().await;
     let error = client
         .get_profile(GetProfileRequest {
             subject_id: id.clone(),
@@ -294,11 +288,7 @@ async fn two_profiler_replicas_racing_subscribes_keep_every_acknowledged_subscri
     ];
     let mut clients = Vec::new();
     for replica in &replicas {
-        clients.push(
-            ProfileServiceClient::connect(replica.url.clone())
-                .await
-                .expect("connect"),
-        );
+        clients.push(replica.profiles().await);
     }
     let profiles: Vec<_> = (0..SUBJECTS)
         .map(|i| citizen(&env, &format!("c{i}"), "张伟", &[], true))

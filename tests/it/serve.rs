@@ -6,9 +6,7 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 use tonic_types::StatusExt;
-use zhida_proto::policy::v1::{
-    ListTagsRequest, PublishPolicyRequest, policy_service_client::PolicyServiceClient,
-};
+use zhida_proto::policy::v1::{ListTagsRequest, PublishPolicyRequest};
 
 use crate::helpers::{Server, TestEnv, channel};
 
@@ -82,9 +80,7 @@ async fn serve_all_reports_serving_lists_four_services_and_exits_cleanly_on_sigt
 async fn a_bad_publish_request_is_rejected_field_by_field() {
     let env = TestEnv::new("badreq").await;
     let server = Server::start("publisher", &env).await;
-    let mut publisher = PolicyServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut publisher = server.publisher().await;
     let error = publisher
         .publish_policy(PublishPolicyRequest {
             request_id: "r-1".into(),

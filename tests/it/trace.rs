@@ -8,8 +8,8 @@ use prost::Message as _;
 use zhida_bus::Topic;
 use zhida_proto::{
     events::v1::{DeliveryRequested, DeliveryStatusChanged, PolicyPublished},
-    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
-    profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
+    policy::v1::PublishPolicyRequest,
+    profile::v1::UpsertProfileRequest,
 };
 
 use crate::helpers::{ReadRecord, Server, TestEnv, citizen, read_records};
@@ -51,12 +51,8 @@ fn trace_ids<'r>(topic: &str, records: &'r [ReadRecord]) -> Vec<&'r str> {
 async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
     let env = TestEnv::new("trace").await;
     let server = Server::start_with("all", &env, &[("ZHIDA_TELEMETRY__LOG_FILTER", "error")]).await;
-    let mut profiles = ProfileServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
-    let mut publisher = PolicyServiceClient::connect(server.url.clone())
-        .await
-        .expect("connect");
+    let mut profiles = server.profiles().await;
+    let mut publisher = server.publisher().await;
     for profile in [
         citizen(&env, "wang", "王芳", &["employment"], true),
         citizen(&env, "zhang", "张伟", &["employment"], true),
