@@ -186,12 +186,8 @@ impl ProfileService for ProfileApi {
         }
         let subject = request.subject_id.as_str();
         self.writer
-            .change(subject, |current| {
-                let mut profile = current
-                    .cloned()
-                    .ok_or_else(|| Error::NoProfile(subject.to_string()))?;
-                profile::subscribe(&mut profile, subscription.clone())?;
-                Ok(Change::put(profile))
+            .edit(subject, |profile| {
+                Ok(profile::subscribe(profile, subscription.clone())?)
             })
             .await?;
         Ok(Response::new(SubscribeResponse {
@@ -210,17 +206,15 @@ impl ProfileService for ProfileApi {
         bad.into_result()?;
         let (subject, id) = (request.subject_id.as_str(), request.subscription_id);
         self.writer
-            .change(subject, |current| {
-                let mut profile = current
-                    .cloned()
-                    .ok_or_else(|| Error::NoProfile(subject.to_string()))?;
-                if !profile::unsubscribe(&mut profile, &id) {
-                    return Err(Error::NoSubscription {
+            .edit(subject, |profile| {
+                if profile::unsubscribe(profile, &id) {
+                    Ok(())
+                } else {
+                    Err(Error::NoSubscription {
                         subject: subject.to_string(),
                         id,
-                    });
+                    })
                 }
-                Ok(Change::put(profile))
             })
             .await?;
         Ok(Response::new(UnsubscribeResponse {}))

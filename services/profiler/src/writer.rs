@@ -95,6 +95,22 @@ impl Writer {
         result.map(|_| ())
     }
 
+    /// Edits the subject's existing profile in place; [`Error::NoProfile`] if it has none.
+    pub async fn edit(
+        &self,
+        subject: &str,
+        edit: impl FnOnce(&mut Profile) -> Result<()>,
+    ) -> Result<()> {
+        self.change(subject, |current| {
+            let mut profile = current
+                .cloned()
+                .ok_or_else(|| Error::NoProfile(subject.to_string()))?;
+            edit(&mut profile)?;
+            Ok(Change::put(profile))
+        })
+        .await
+    }
+
     async fn change_leased(
         &self,
         subject: &str,
