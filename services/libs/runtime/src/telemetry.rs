@@ -11,8 +11,8 @@
 //! - The log layer takes what `telemetry.log_filter` enables, and only that.
 //! - The OpenTelemetry layer takes, whatever the log filter says (`traced`):
 //!   - every span at `INFO` and above of Zhida's own crates (targets `zhida` and
-//!     `zhida_*`): the gRPC handlers and the consume span of each record, which are the
-//!     spans whose context reaches `traceparent`. `DEBUG` and `TRACE` spans and the spans
+//!     `zhida_*`): the span the gRPC host opens for every call and the consume span of
+//!     each record, which are the spans whose context reaches `traceparent`. `DEBUG` and `TRACE` spans and the spans
 //!     of libraries (tonic, h2, rdkafka, …) are not created for tracing;
 //!   - every event at `WARN` and above, from any crate, as an event on the span it happens
 //!     in; quieter events are left to the logs.
