@@ -2,4 +2,7 @@
 //! functions so the integration tests can run them against memory and against Redis; each
 //! store keeps its own beside its implementations (`<store>/contract.rs`).
 
-pub use crate::{digest::contract::*, feed::contract::*, lease::contract::*, ledger::contract::*};
+pub use crate::{
+    digest::contract::*, feed::contract::*, inbox::contract::*, lease::contract::*,
+    ledger::contract::*,
+};

@@ -4,6 +4,8 @@
 //! - [`DeliveryLedger`]: the notifier's exactly-once gate per (policy, recipient, channel);
 //! - [`Feed`]: an append-only, idempotent, cursor-paged feed (the relay's "政府+" feed);
 //! - [`DigestStore`]: policies waiting for a recipient's daily digest;
+//! - [`Inbox`]: each recipient's bounded inbox of notices ("两页"), newest first, with read
+//!   marks and a wait for new items that serves a stream;
 //! - [`WriteLeases`]: one writer at a time per key, handing on where its last write landed.
 //!
 //! The crate is organised by store, not by backend: each store is one folder, `mod.rs`
@@ -16,6 +18,7 @@
 pub mod contract;
 mod digest;
 mod feed;
+mod inbox;
 mod lease;
 mod ledger;
 
@@ -23,6 +26,9 @@ use std::{sync::Arc, time::Duration};
 
 pub use digest::{DigestKey, DigestStore, MemoryDigests, RedisDigests};
 pub use feed::{Feed, FeedEntry, FeedReadError, MemoryFeed, RedisFeed};
+pub use inbox::{
+    Inbox, InboxItem, InboxPage, InboxReadError, MarkRead, MemoryInbox, RedisInbox, WAIT_BATCH,
+};
 pub use lease::{
     LAST_WRITE_TTL, Lease, LogPosition, MemoryWriteLeases, RedisWriteLeases, WriteLeases,
 };
@@ -49,7 +55,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Stores {
     config: StoreConfig,
-    redis: Option<redis::aio::ConnectionManager>,
+    /// The client opens connections of a store's own (the inbox's blocking reads); the
+    /// manager is shared by everything else.
+    redis: Option<(redis::Client, redis::aio::ConnectionManager)>,
 }
 
 impl Stores {
@@ -59,7 +67,8 @@ impl Stores {
             StoreBackend::Memory => None,
             StoreBackend::Redis => {
                 let client = redis::Client::open(config.redis_url.as_str())?;
-                Some(redis::aio::ConnectionManager::new(client).await?)
+                let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+                Some((client, conn))
             }
         };
         Ok(Self {
@@ -70,7 +79,7 @@ impl Stores {
 
     pub fn ledger(&self) -> Arc<dyn DeliveryLedger> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisLedger::new(
+            Some((_, conn)) => Arc::new(RedisLedger::new(
                 conn.clone(),
                 &self.config.key_prefix,
                 self.config.dedup_ttl,
@@ -81,7 +90,7 @@ impl Stores {
 
     pub fn digests(&self) -> Arc<dyn DigestStore> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisDigests::new(conn.clone(), &self.config.key_prefix)),
+            Some((_, conn)) => Arc::new(RedisDigests::new(conn.clone(), &self.config.key_prefix)),
             None => Arc::new(MemoryDigests::default()),
         }
     }
@@ -89,7 +98,7 @@ impl Stores {
     /// Write leases under `<key_prefix><name>:`.
     pub fn write_leases(&self, name: &str) -> Arc<dyn WriteLeases> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisWriteLeases::new(
+            Some((_, conn)) => Arc::new(RedisWriteLeases::new(
                 conn.clone(),
                 &format!("{}{name}:", self.config.key_prefix),
             )),
@@ -97,9 +106,21 @@ impl Stores {
         }
     }
 
+    /// Inboxes under `<key_prefix>inbox:` (and `inbox-ids:`, `inbox-read:`).
+    pub fn inbox(&self) -> Arc<dyn Inbox> {
+        match &self.redis {
+            Some((client, conn)) => Arc::new(RedisInbox::new(
+                client.clone(),
+                conn.clone(),
+                &self.config.key_prefix,
+            )),
+            None => Arc::new(MemoryInbox::default()),
+        }
+    }
+
     pub fn feed(&self, name: &str) -> Arc<dyn Feed> {
         match &self.redis {
-            Some(conn) => Arc::new(RedisFeed::new(
+            Some((_, conn)) => Arc::new(RedisFeed::new(
                 conn.clone(),
                 &format!("{}feed:{name}", self.config.key_prefix),
             )),

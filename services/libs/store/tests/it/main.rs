@@ -5,18 +5,32 @@ use std::time::Duration;
 
 use zhida_proto::events::v1::Channel;
 use zhida_store::{
-    DeliveryKey, DeliveryLedger, DigestKey, DigestStore, MemoryDigests, MemoryFeed, MemoryLedger,
-    MemoryWriteLeases, RedisDigests, RedisFeed, RedisLedger, RedisWriteLeases, contract,
+    DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Inbox, MemoryDigests, MemoryFeed,
+    MemoryInbox, MemoryLedger, MemoryWriteLeases, RedisDigests, RedisFeed, RedisInbox, RedisLedger,
+    RedisWriteLeases, contract,
 };
 
-async fn redis() -> (redis::aio::ConnectionManager, String) {
+fn redis_client() -> redis::Client {
     let url = std::env::var("ZHIDA_TEST_REDIS")
         .expect("ZHIDA_TEST_REDIS must point at a Redis server (run the tests via deploy/test.sh)");
-    let client = redis::Client::open(url).expect("redis url");
-    let conn = redis::aio::ConnectionManager::new(client)
+    redis::Client::open(url).expect("redis url")
+}
+
+async fn redis() -> (redis::aio::ConnectionManager, String) {
+    let conn = redis::aio::ConnectionManager::new(redis_client())
         .await
         .expect("redis reachable");
     (conn, format!("zhida-test-{}:", uuid::Uuid::new_v4()))
+}
+
+/// An inbox under a key prefix of its own, which the test can inspect with the connection.
+async fn redis_inbox() -> (RedisInbox, redis::aio::ConnectionManager, String) {
+    let (conn, prefix) = redis().await;
+    (
+        RedisInbox::new(redis_client(), conn.clone(), &prefix),
+        conn,
+        prefix,
+    )
 }
 
 #[tokio::test]
@@ -102,6 +116,130 @@ async fn redis_write_lease_expires_and_its_late_release_records_nothing() {
         conn, &prefix,
     ))
     .await;
+}
+
+#[tokio::test]
+async fn memory_inbox_adds_each_item_once() {
+    contract::inbox_adds_each_item_once(&MemoryInbox::default()).await;
+}
+
+#[tokio::test]
+async fn redis_inbox_adds_each_item_once() {
+    contract::inbox_adds_each_item_once(&redis_inbox().await.0).await;
+}
+
+#[tokio::test]
+async fn memory_inbox_pages_newest_first_and_refuses_cursors_it_did_not_issue() {
+    contract::inbox_pages_newest_first_and_refuses_cursors_it_did_not_issue(&MemoryInbox::default()).await;
+}
+
+#[tokio::test]
+async fn redis_inbox_pages_newest_first_and_refuses_cursors_it_did_not_issue() {
+    contract::inbox_pages_newest_first_and_refuses_cursors_it_did_not_issue(&redis_inbox().await.0)
+        .await;
+}
+
+#[tokio::test]
+async fn memory_inbox_trims_its_oldest_items_beyond_its_bound() {
+    contract::inbox_trims_its_oldest_items_beyond_its_bound(&MemoryInbox::default()).await;
+}
+
+#[tokio::test]
+async fn redis_inbox_trims_its_oldest_items_beyond_its_bound() {
+    contract::inbox_trims_its_oldest_items_beyond_its_bound(&redis_inbox().await.0).await;
+}
+
+#[tokio::test]
+async fn memory_inbox_counts_unread_items_and_marks_each_one_read_once() {
+    contract::inbox_counts_unread_items_and_marks_each_one_read_once(&MemoryInbox::default()).await;
+}
+
+#[tokio::test]
+async fn redis_inbox_counts_unread_items_and_marks_each_one_read_once() {
+    contract::inbox_counts_unread_items_and_marks_each_one_read_once(&redis_inbox().await.0).await;
+}
+
+#[tokio::test]
+async fn memory_inbox_gives_the_first_mark_to_exactly_one_of_concurrent_callers() {
+    contract::inbox_gives_the_first_mark_to_exactly_one_of_concurrent_callers(
+        &MemoryInbox::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_inbox_gives_the_first_mark_to_exactly_one_of_concurrent_callers() {
+    contract::inbox_gives_the_first_mark_to_exactly_one_of_concurrent_callers(
+        &redis_inbox().await.0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_inbox_wait_returns_new_items_as_they_arrive_and_nothing_after_its_timeout() {
+    contract::inbox_wait_returns_new_items_as_they_arrive_and_nothing_after_its_timeout(
+        &MemoryInbox::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_inbox_wait_returns_new_items_as_they_arrive_and_nothing_after_its_timeout() {
+    contract::inbox_wait_returns_new_items_as_they_arrive_and_nothing_after_its_timeout(
+        &redis_inbox().await.0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_inbox_remove_recipient_deletes_the_whole_inbox() {
+    contract::inbox_remove_recipient_deletes_the_whole_inbox(&MemoryInbox::default()).await;
+}
+
+#[tokio::test]
+async fn redis_inbox_remove_recipient_deletes_the_whole_inbox() {
+    contract::inbox_remove_recipient_deletes_the_whole_inbox(&redis_inbox().await.0).await;
+}
+
+/// A deleted profile's inbox leaves nothing behind in Redis: no items, ids or read marks.
+#[tokio::test]
+async fn redis_inbox_of_a_removed_recipient_leaves_no_key_behind() {
+    let (inbox, mut conn, prefix) = redis_inbox().await;
+    for i in 0..3 {
+        inbox
+            .add("c-1", &format!("p-{i}"), b"n", 2)
+            .await
+            .expect("add");
+    }
+    inbox.mark_read("c-1", "p-2").await.expect("mark");
+    let keys = |mut conn: redis::aio::ConnectionManager| {
+        let pattern = format!("{prefix}*");
+        async move {
+            let mut keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut conn)
+                .await
+                .expect("KEYS");
+            keys.sort();
+            keys
+        }
+    };
+    assert_eq!(
+        keys(conn.clone()).await,
+        [
+            format!("{prefix}inbox-ids:c-1"),
+            format!("{prefix}inbox-read:c-1"),
+            format!("{prefix}inbox:c-1"),
+        ]
+    );
+    let len: usize = redis::cmd("XLEN")
+        .arg(format!("{prefix}inbox:c-1"))
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert_eq!(len, 2, "trimmed to the bound");
+    inbox.remove_recipient("c-1").await.expect("remove");
+    assert!(keys(conn).await.is_empty());
 }
 
 /// Deployed ledgers and digests hold keys spelling the channel `email`: a notifier that
