@@ -24,6 +24,7 @@ mod digest;
 mod error;
 mod grpc;
 mod sender;
+mod sms;
 
 use tokio::net::TcpListener;
 use zhida_bus::{ConsumerSpec, Group, Producer, Topic};
