@@ -1,7 +1,8 @@
 //! `zhida demo`: the whole system in one process on the embedded defaults (librdkafka's
 //! in-process mock cluster, in-memory stores, email as `.eml` files), driven over gRPC like
 //! a real client: seed profiles, preview the audience, publish two policies, wait until
-//! every expected email was sent, and print who got what.
+//! every expected email and inbox item was delivered, print who got what on which channel
+//! and why, and each person's inbox (their "两页" page).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -18,7 +19,8 @@ use zhida_proto::{
         profile::Details,
     },
     notification::v1::{
-        GetDeliveryStatusRequest, notification_service_client::NotificationServiceClient,
+        GetDeliveryStatusRequest, ListInboxRequest, inbox_service_client::InboxServiceClient,
+        notification_service_client::NotificationServiceClient,
     },
     policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
     profile::v1::{
@@ -273,6 +275,7 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
     let mut profiles = ProfileServiceClient::new(channel.clone());
     let mut publisher = PolicyServiceClient::new(channel.clone());
     let mut notifications = NotificationServiceClient::new(channel.clone());
+    let mut inbox = InboxServiceClient::new(channel.clone());
     let mut relay = RelayServiceClient::new(channel);
 
     let seed = seed();
@@ -335,7 +338,7 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
                 })
                 .await?
                 .into_inner();
-            let address = zhida_notifier::redact(&p.contacts[0].address);
+            let email = zhida_notifier::redact(&p.contacts[0].address);
             let samples: Vec<_> = preview
                 .sample
                 .iter()
@@ -361,11 +364,19 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
                 let state = DeliveryState::try_from(status.state).map_or("?", |s| s.as_str_name());
-                rows.push(cells(&["✉", &p.display_name, &address, state]));
+                let (icon, to) = if sample.channel == Channel::Inbox as i32 {
+                    ("▤", "inbox (their page)")
+                } else {
+                    ("✉", email.as_str())
+                };
+                rows.push(cells(&[icon, &p.display_name, to, state]));
+            }
+            // The reason once per person, whatever the channels.
+            if let Some(sample) = samples.first() {
                 rows.extend(note_rows(&sample.reason));
             }
             if samples.is_empty() && explanation.matched {
-                rows.push(cells(&["✗", &p.display_name, &address, "not sent"]));
+                rows.push(cells(&["✗", &p.display_name, &email, "not sent"]));
                 rows.extend(note_rows(&explanation.reason));
                 rows.extend(note_rows("not sent: no contact with consent"));
             }
@@ -381,7 +392,7 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
                     continue;
                 }
                 if !explanation.matched {
-                    rows.push(cells(&["-", &p.display_name, &address, "not matched"]));
+                    rows.push(cells(&["-", &p.display_name, &email, "not matched"]));
                 }
                 rows.extend(note_rows(&format!(
                     "not by its subscription to {}: only if {}",
@@ -409,6 +420,30 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
     for item in &feed.items {
         println!("  [{}] {} — {}", item.cursor, item.title, item.department);
     }
+    println!("\n两页 inboxes (each person's page), newest first:");
+    let mut rows = Vec::new();
+    for p in &seed {
+        let page = inbox
+            .list_inbox(ListInboxRequest {
+                recipient_id: p.subject_id.clone(),
+                before_cursor: String::new(),
+                limit: 20,
+            })
+            .await?
+            .into_inner();
+        let count = format!("{} in the inbox, {} unread", page.items.len(), page.unread);
+        rows.push(cells(&[&p.display_name, &count]));
+        for item in &page.items {
+            rows.push(cells(&[
+                "",
+                &format!("《{}》 {}", item.title, item.department),
+            ]));
+        }
+    }
+    for line in table("  ", &rows) {
+        println!("{line}");
+    }
+
     let emails = std::fs::read_dir(out)?
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))

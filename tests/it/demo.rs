@@ -18,7 +18,19 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         "demo failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stdout.matches("DELIVERY_STATE_SENT").count(), 5, "{stdout}");
+    let sent = |icon: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with(icon) && l.ends_with("DELIVERY_STATE_SENT"))
+            .count()
+    };
+    assert_eq!(sent("✉"), 5, "emails: {stdout}");
+    // Every audience match also reaches the person's page: 3 + 2.
+    assert_eq!(sent("▤"), 5, "inbox items: {stdout}");
+    assert!(
+        stdout.contains("陈静                      1 in the inbox, 1 unread"),
+        "the citizen without email consent still has it on her page: {stdout}"
+    );
     assert!(
         stdout.contains("relay feed for associations and parks: 2 items"),
         "{stdout}"

@@ -186,7 +186,11 @@ async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everyw
         ]
     );
     assert_eq!(why.subscription_ids, std::slice::from_ref(&stored.id));
-    assert_eq!(why.channels, [Channel::Email as i32]);
+    assert_eq!(
+        why.channels,
+        [Channel::Email as i32, Channel::Inbox as i32],
+        "in the audience: email (consented) and the inbox every subject has"
+    );
     assert!(why.reason.contains("tech-innovation"), "{}", why.reason);
 
     let preview = client

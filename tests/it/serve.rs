@@ -11,7 +11,7 @@ use zhida_proto::policy::v1::{ListTagsRequest, PublishPolicyRequest};
 use crate::helpers::{Server, TestEnv, channel};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn serve_all_reports_serving_lists_four_services_and_exits_cleanly_on_sigterm() {
+async fn serve_all_reports_serving_lists_every_service_and_exits_cleanly_on_sigterm() {
     let env = TestEnv::new("serve").await;
     let mut server = Server::start("all", &env).await;
 
@@ -65,6 +65,7 @@ async fn serve_all_reports_serving_lists_four_services_and_exits_cleanly_on_sigt
     assert_eq!(
         names,
         [
+            "zhida.notification.v1.InboxService",
             "zhida.notification.v1.NotificationService",
             "zhida.policy.v1.PolicyService",
             "zhida.profile.v1.ProfileService",

@@ -1,5 +1,5 @@
-//! The notifier's own configuration: `[smtp]` (how email is handed over) and `[digest]`
-//! (when daily digests go out). Top-level sections of the one config file, set by the same
+//! The notifier's own configuration: `[smtp]` (how email is handed over), `[digest]`
+//! (when daily digests go out) and `[inbox]` (how much each person's page keeps). Top-level sections of the one config file, set by the same
 //! `ZHIDA_SMTP__HOST`, `ZHIDA_DIGEST__SEND_AT`, … variables, loaded and checked beside the
 //! shared sections by [`zhida_runtime::Config::load_with`].
 
@@ -15,6 +15,7 @@ use zhida_runtime::config::{ConfigError, Sections};
 pub struct NotifierConfig {
     pub smtp: SmtpConfig,
     pub digest: DigestConfig,
+    pub inbox: InboxConfig,
 }
 
 impl Sections for NotifierConfig {
@@ -28,6 +29,9 @@ impl Sections for NotifierConfig {
         }
         if self.digest.period < Duration::from_secs(1) {
             return invalid("digest.period", "must be at least 1s");
+        }
+        if !(1..=10_000).contains(&self.inbox.max_items) {
+            return invalid("inbox.max_items", "must be between 1 and 10000");
         }
         if !self.smtp.from.contains('@') {
             return invalid("smtp.from", "must be a mailbox such as Name <a@b.cn>");
@@ -75,6 +79,20 @@ impl Default for SmtpConfig {
             file_dir: "mail-out".into(),
             timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Each person's inbox (their page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboxConfig {
+    /// Items kept per inbox; the oldest are trimmed beyond it.
+    pub max_items: usize,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self { max_items: 200 }
     }
 }
 

@@ -13,8 +13,9 @@
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
 //! - [`digest`]: the daily digest runs;
-//! - [`channel`]: the ways of reaching a person behind one trait, one module each (email);
-//! - [`grpc`]: the `NotificationService` handlers;
+//! - [`channel`]: the ways of reaching a person behind one trait, one module each (email,
+//!   the inbox);
+//! - [`grpc`] and [`inbox_api`]: the `NotificationService` and `InboxService` handlers;
 //! - [`config`]: the notifier's own sections (`[smtp]`, `[digest]`);
 //! - [`error`]: the notifier's errors and their one mapping to gRPC statuses.
 
@@ -23,20 +24,24 @@ mod config;
 mod digest;
 mod error;
 mod grpc;
+mod inbox_api;
 mod sender;
 mod sms;
 
 use tokio::net::TcpListener;
 use zhida_bus::{ConsumerSpec, Group, Producer, Topic};
-use zhida_proto::notification::v1::notification_service_server::NotificationServiceServer;
+use zhida_proto::notification::v1::{
+    inbox_service_server::InboxServiceServer,
+    notification_service_server::NotificationServiceServer,
+};
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
 pub use channel::email::mailer::{MailError, Mailer, redact};
-pub use config::{DigestConfig, NotifierConfig, SmtpConfig, SmtpMode};
+pub use config::{DigestConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
 
 /// The notifier's gRPC routes, its `delivery.requests` consumer and its digest runs; `own`
-/// holds the notifier's own sections (`[smtp]`, `[digest]`).
+/// holds the notifier's own sections (`[smtp]`, `[digest]`, `[inbox]`).
 pub async fn component(
     config: &Config,
     own: &NotifierConfig,
@@ -45,10 +50,12 @@ pub async fn component(
     let producer = Producer::new(&config.kafka, "/zhida/notifier")?;
     let stores = Stores::open(&config.store).await?;
     let ledger = stores.ledger();
+    // One inbox store for the channel that fills it and the service that reads it.
+    let inbox = stores.inbox();
     let sender = sender::Sender {
         ledger: ledger.clone(),
         digests: stores.digests(),
-        channels: channel::Channels::from_config(own)?,
+        channels: channel::Channels::from_config(own, inbox.clone())?,
         producer: producer.clone(),
         lease: config.store.delivery_lease,
     };
@@ -60,12 +67,17 @@ pub async fn component(
             topic: Topic::DeliveryRequests,
         },
         sender,
-        producer,
+        producer.clone(),
         shutdown.token.clone(),
     );
     Ok(Component::new("notifier")
         .grpc(NotificationServiceServer::new(grpc::Notifications {
             ledger,
+        }))
+        .grpc(InboxServiceServer::new(inbox_api::InboxApi {
+            inbox,
+            producer,
+            shutdown: shutdown.token.clone(),
         }))
         .task("delivery-sender", consumer)
         .task("digest-sender", digests))

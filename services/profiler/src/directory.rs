@@ -15,7 +15,7 @@ use zhida_proto::events::v1::{Channel, Frequency, Profile};
 use crate::document;
 
 /// Channels the notifier delivers today; others are never requested.
-const DELIVERED: [Channel; 1] = [Channel::Email];
+const DELIVERED: [Channel; 2] = [Channel::Email, Channel::Inbox];
 
 /// A policy as matching sees it.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ impl Directory {
     }
 
     /// Everyone `target` reaches, once per (subject, channel), on channels where the
-    /// subject has a consented contact.
+    /// subject can be reached: a consented contact, or the inbox every subject has.
     pub fn resolve(&self, target: &Target) -> Resolution {
         // subject -> (the audience conditions it meets, matching subscriptions)
         let mut matched: BTreeMap<&str, (Vec<Arc<str>>, Vec<&str>)> = BTreeMap::new();
@@ -181,14 +181,14 @@ impl Directory {
             let conditions = conditions.iter().map(|c| c.to_string()).collect();
             let explanation = self.explanation(profile, target, conditions, &subscription_ids);
             for channel in &explanation.channels {
-                let Some(contact) = consented(profile, *channel) else {
+                let Some(address) = reachable(profile, *channel) else {
                     continue;
                 };
                 recipients.push(Recipient {
                     subject_id: profile.subject_id.clone(),
                     display_name: profile.display_name.clone(),
                     channel: *channel,
-                    address: contact.address.clone(),
+                    address: address.to_string(),
                     reason: explanation.reason.clone(),
                     frequency: if explanation.digest.contains(channel) {
                         Frequency::DailyDigest
@@ -254,7 +254,7 @@ impl Directory {
         let digest: Vec<Channel> = later
             .difference(&now)
             .copied()
-            .filter(|c| DELIVERED.contains(c) && consented(profile, *c).is_some())
+            .filter(|c| DELIVERED.contains(c) && reachable(profile, *c).is_some())
             .collect();
         let mut channels = now;
         channels.extend(later);
@@ -262,7 +262,7 @@ impl Directory {
         tags.dedup();
         let channels: Vec<Channel> = channels
             .into_iter()
-            .filter(|c| DELIVERED.contains(c) && consented(profile, *c).is_some())
+            .filter(|c| DELIVERED.contains(c) && reachable(profile, *c).is_some())
             .collect();
         let mut reasons = Vec::new();
         if !tags.is_empty() {
@@ -281,11 +281,17 @@ impl Directory {
     }
 }
 
-fn consented(profile: &Profile, channel: Channel) -> Option<&zhida_proto::events::v1::Contact> {
+/// The address `channel` reaches `profile` at: its consented contact, or none for the inbox
+/// (every citizen and enterprise has one, their page: it is addressed by subject id).
+fn reachable(profile: &Profile, channel: Channel) -> Option<&str> {
+    if channel == Channel::Inbox {
+        return Some("");
+    }
     profile
         .contacts
         .iter()
         .find(|c| c.channel == channel as i32 && c.consent)
+        .map(|c| c.address.as_str())
 }
 
 #[cfg(test)]
@@ -336,14 +342,19 @@ mod tests {
             "区住房保障局",
         );
         let r = d.resolve(&t);
-        let frequencies: Vec<(&str, Frequency)> = r
+        let frequencies: Vec<(&str, Channel, Frequency)> = r
             .recipients
             .iter()
-            .map(|r| (r.subject_id.as_str(), r.frequency))
+            .map(|r| (r.subject_id.as_str(), r.channel, r.frequency))
             .collect();
         assert_eq!(
             frequencies,
-            [("a", Frequency::DailyDigest), ("b", Frequency::Immediate)]
+            [
+                ("a", Channel::Email, Frequency::DailyDigest),
+                // In the audience: the page too, at once.
+                ("b", Channel::Email, Frequency::Immediate),
+                ("b", Channel::Inbox, Frequency::Immediate),
+            ]
         );
         let why = d.explain("a", &t).expect("a exists");
         assert_eq!(why.digest, [Channel::Email]);
@@ -369,11 +380,12 @@ mod tests {
         }
     }
 
-    fn ids(resolution: &Resolution) -> Vec<&str> {
+    /// (subject, channel) of every delivery.
+    fn deliveries(resolution: &Resolution) -> Vec<(&str, Channel)> {
         resolution
             .recipients
             .iter()
-            .map(|r| r.subject_id.as_str())
+            .map(|r| (r.subject_id.as_str(), r.channel))
             .collect()
     }
 
@@ -403,7 +415,7 @@ mod tests {
             &["employment"],
             r#"{"department": ["区科委"]}"#,
         ));
-        // In the audience, but no consent.
+        // In the audience, but no consent to email: only the page (inbox) gets it.
         d.upsert(citizen("e", "五角场街道", &["高校毕业生"], false));
         let t = target(
             &["employment"],
@@ -411,7 +423,23 @@ mod tests {
             "区人社局",
         );
         let r = d.resolve(&t);
-        assert_eq!(ids(&r), ["a", "b", "c"]);
+        // Audience matches reach every subject's inbox; email needs consent; c's
+        // subscription asks for email only.
+        assert_eq!(
+            deliveries(&r),
+            [
+                ("a", Channel::Email),
+                ("a", Channel::Inbox),
+                ("b", Channel::Email),
+                ("b", Channel::Inbox),
+                ("c", Channel::Email),
+                ("e", Channel::Inbox),
+            ]
+        );
+        assert!(
+            r.recipients[5].address.is_empty(),
+            "the inbox has no address"
+        );
         assert_eq!(r.audience_matches, 3);
         assert_eq!(
             r.subscription_matches, 2,
@@ -421,17 +449,18 @@ mod tests {
             r.recipients[0].reason,
             "您订阅了政策标签“employment”；该政策面向：citizen.groups = \"高校毕业生\"；street = \"五角场街道\""
         );
-        assert_eq!(r.recipients[2].reason, "您订阅了政策标签“employment”");
+        assert_eq!(r.recipients[4].reason, "您订阅了政策标签“employment”");
 
         let why = d.explain("a", &t).expect("a exists");
         assert!(why.matched());
         assert_eq!(why.subscriptions, ["jobs"]);
-        assert_eq!(why.channels, [Channel::Email]);
+        assert_eq!(why.channels, [Channel::Email, Channel::Inbox]);
         let why_not = d.explain("d", &t).expect("d exists");
         assert!(!why_not.matched());
         assert!(why_not.reason.is_empty());
         let no_consent = d.explain("e", &t).expect("e exists");
-        assert!(no_consent.matched() && no_consent.channels.is_empty());
+        assert!(no_consent.matched());
+        assert_eq!(no_consent.channels, [Channel::Inbox]);
         assert!(d.explain("nobody", &t).is_none());
     }
 
@@ -446,7 +475,10 @@ mod tests {
         ));
         let by_rule = target(&[], Some(r#"{"street": ["五角场街道"]}"#), "x");
         let by_tag = target(&["employment"], None, "x");
-        assert_eq!(ids(&d.resolve(&by_rule)), ["a"]);
+        assert_eq!(
+            deliveries(&d.resolve(&by_rule)),
+            [("a", Channel::Email), ("a", Channel::Inbox)]
+        );
         d.upsert(citizen("a", "殷行街道", &[], true));
         assert!(d.resolve(&by_rule).recipients.is_empty(), "moved away");
         assert!(d.resolve(&by_tag).recipients.is_empty(), "unsubscribed");

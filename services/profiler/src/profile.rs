@@ -286,10 +286,10 @@ pub fn validate_subscription(
     }
     for (j, channel) in s.channels.iter().enumerate() {
         match Channel::try_from(*channel) {
-            Ok(Channel::Email) => {}
-            Ok(Channel::Sms | Channel::Inbox) => bad.add(
+            Ok(Channel::Email | Channel::Inbox) => {}
+            Ok(Channel::Sms) => bad.add(
                 format!("{field}.channels[{j}]"),
-                "only EMAIL is delivered in this version",
+                "only EMAIL and INBOX are delivered in this version",
             ),
             Ok(Channel::Unspecified) => bad.add(format!("{field}.channels[{j}]"), "required"),
             Err(_) => bad.add(

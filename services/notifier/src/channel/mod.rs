@@ -5,6 +5,7 @@
 //! channel. Adding a channel is one module plus one line in [`Channels::from_config`].
 
 pub(crate) mod email;
+pub(crate) mod inbox;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -44,10 +45,15 @@ pub trait Channel: Send + Sync {
 pub struct Channels(HashMap<Kind, Arc<dyn Channel>>);
 
 impl Channels {
-    /// Every channel the configuration sets up.
-    pub fn from_config(config: &NotifierConfig) -> anyhow::Result<Self> {
+    /// Every channel the configuration sets up; `inbox` is the store the inbox channel
+    /// fills (and `InboxService` reads).
+    pub fn from_config(
+        config: &NotifierConfig,
+        inbox: Arc<dyn zhida_store::Inbox>,
+    ) -> anyhow::Result<Self> {
         let mut channels = Self::default();
         channels.register(email::Email::from_config(&config.smtp)?);
+        channels.register(inbox::Inbox::new(inbox, config.inbox.max_items));
         Ok(channels)
     }
 

@@ -1,0 +1,166 @@
+//! The "两页" inbox: every citizen and enterprise has one (their personal / enterprise
+//! page), addressed by subject id, so it needs no contact and no consent. A notice becomes
+//! one [`InboxItem`] in the [`Inbox`] store, once per policy; a digest adds each of its
+//! policies as its own item (a page needs no bundling).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use zhida_proto::{
+    Timestamp,
+    events::v1::{Channel as Kind, DeliveryRequested},
+    notification::v1::InboxItem,
+};
+use zhida_store::Inbox as InboxStore;
+
+use super::{Attempt, Channel};
+
+/// Characters of the policy text an item shows before "…".
+const SUMMARY_CHARS: usize = 120;
+
+pub struct Inbox {
+    store: Arc<dyn InboxStore>,
+    max_items: usize,
+}
+
+impl Inbox {
+    pub fn new(store: Arc<dyn InboxStore>, max_items: usize) -> Self {
+        Self { store, max_items }
+    }
+}
+
+/// The item `request` puts on the recipient's page (its cursor and read flag come from the
+/// store when it is read).
+pub fn item(request: &DeliveryRequested, received_at: Timestamp) -> InboxItem {
+    InboxItem {
+        cursor: String::new(),
+        policy_id: request.policy_id.clone(),
+        title: request.title.clone(),
+        summary: summary(&request.body),
+        department: request.department.clone(),
+        service_url: request.service_url.clone(),
+        reason: request.reason.clone(),
+        read: false,
+        received_at: Some(received_at),
+    }
+}
+
+/// The opening of `body`, on one line, at most [`SUMMARY_CHARS`] characters.
+fn summary(body: &str) -> String {
+    let flat: String = body
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if flat.chars().count() <= SUMMARY_CHARS {
+        return flat;
+    }
+    let mut short: String = flat.chars().take(SUMMARY_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+impl Inbox {
+    async fn put(&self, request: &DeliveryRequested) -> Attempt {
+        let payload = prost::Message::encode_to_vec(&item(request, now()));
+        match self
+            .store
+            .add(
+                &request.recipient_id,
+                &request.policy_id,
+                &payload,
+                self.max_items,
+            )
+            .await
+        {
+            Ok(true) => Attempt::Sent {
+                detail: "in the inbox".into(),
+            },
+            // Added by an earlier attempt whose outcome was not recorded.
+            Ok(false) => Attempt::Sent {
+                detail: "already in the inbox".into(),
+            },
+            Err(error) => Attempt::Retry {
+                detail: error.to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for Inbox {
+    fn kind(&self) -> Kind {
+        Kind::Inbox
+    }
+
+    async fn send(&self, request: &DeliveryRequested) -> Attempt {
+        self.put(request).await
+    }
+
+    async fn send_digest(&self, _digest_id: &str, requests: &[DeliveryRequested]) -> Attempt {
+        for request in requests {
+            if let Attempt::Retry { detail } = self.put(request).await {
+                return Attempt::Retry { detail };
+            }
+        }
+        Attempt::Sent {
+            detail: format!("{} items in the inbox", requests.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zhida_store::MemoryInbox;
+
+    use super::*;
+
+    fn request(policy: &str, body: &str) -> DeliveryRequested {
+        DeliveryRequested {
+            policy_id: policy.into(),
+            recipient_id: "c-1".into(),
+            title: "杨浦区2023年高校毕业生就业见习补贴申领指南".into(),
+            body: body.into(),
+            reason: "该政策面向：citizen.groups = \"高校毕业生\"".into(),
+            ..DeliveryRequested::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notice_becomes_one_item_on_the_page_however_often_it_is_sent() {
+        let store = Arc::new(MemoryInbox::default());
+        let inbox = Inbox::new(store.clone(), 10);
+        let notice = request("p-1", "第一条\n\n申请条件：……");
+        assert!(matches!(inbox.send(&notice).await, Attempt::Sent { .. }));
+        assert!(matches!(inbox.send(&notice).await, Attempt::Sent { .. }));
+        let page = store.list("c-1", None, 10).await.expect("list");
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.unread, 1);
+        let item: InboxItem =
+            prost::Message::decode(page.items[0].payload.as_slice()).expect("an InboxItem");
+        assert_eq!(item.policy_id, "p-1");
+        assert_eq!(item.summary, "第一条 申请条件：……");
+        assert_eq!(item.reason, notice.reason);
+    }
+
+    #[test]
+    fn a_long_text_is_summarised_on_one_line() {
+        let long = "政策".repeat(100);
+        let short = summary(&long);
+        assert_eq!(short.chars().count(), SUMMARY_CHARS);
+        assert!(short.ends_with('…'));
+        assert_eq!(summary("a\r\nb\u{7}"), "a b");
+    }
+}
