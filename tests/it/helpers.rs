@@ -17,7 +17,10 @@ use tonic_health::pb::{
 use zhida_bus::{Group, Topic, Topics};
 use zhida_proto::{
     events::v1::{Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details},
-    notification::v1::notification_service_client::NotificationServiceClient,
+    notification::v1::{
+        inbox_service_client::InboxServiceClient,
+        notification_service_client::NotificationServiceClient,
+    },
     policy::v1::policy_service_client::PolicyServiceClient,
     profile::v1::profile_service_client::ProfileServiceClient,
 };
@@ -168,6 +171,13 @@ impl Server {
     /// A `PolicyService` client of this server.
     pub async fn publisher(&self) -> PolicyServiceClient<tonic::transport::Channel> {
         PolicyServiceClient::connect(self.url.clone())
+            .await
+            .expect("connect")
+    }
+
+    /// An `InboxService` client of this server.
+    pub async fn inbox(&self) -> InboxServiceClient<tonic::transport::Channel> {
+        InboxServiceClient::connect(self.url.clone())
             .await
             .expect("connect")
     }

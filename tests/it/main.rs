@@ -9,6 +9,7 @@ mod demo;
 mod digest;
 mod e2e;
 mod helpers;
+mod inbox;
 mod profiles;
 mod serve;
 mod trace;
