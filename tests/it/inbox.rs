@@ -1,6 +1,7 @@
 //! The "两页" inbox against real servers: a policy whose audience matches a citizen lands
 //! once on their page (streamed live and listed newest first), reading it is reported on
-//! `delivery.status` once in effect, and a bad cursor is a field error.
+//! `delivery.status` once in effect, a bad cursor is a field error, and deleting the
+//! profile empties the page.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use zhida_proto::{
     events::v1::{Channel, DeliveryState, DeliveryStatusChanged},
     notification::v1::{ListInboxRequest, MarkReadRequest, StreamInboxRequest},
     policy::v1::PublishPolicyRequest,
-    profile::v1::UpsertProfileRequest,
+    profile::v1::{DeleteProfileRequest, UpsertProfileRequest},
 };
 
 use crate::helpers::{Server, TestEnv, citizen, count_records};
@@ -167,4 +168,27 @@ async fn a_matched_policy_lands_once_on_the_citizens_page_and_reading_it_is_repo
         .await
         .expect_err("nothing to mark");
     assert_eq!(missing.code(), Code::NotFound);
+
+    // Deleting the profile deletes its page too.
+    server
+        .profiles()
+        .await
+        .delete_profile(DeleteProfileRequest {
+            subject_id: recipient.clone(),
+        })
+        .await
+        .expect("deleted");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = inbox.list_inbox(list("")).await.expect("list").into_inner();
+        if page.items.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted profile's inbox still holds {} items",
+            page.items.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -13,6 +13,7 @@
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
 //! - [`digest`]: the daily digest runs;
+//! - [`erasure`]: a deleted profile's inbox goes with it;
 //! - [`channel`]: the ways of reaching a person behind one trait, one module each (email,
 //!   the inbox);
 //! - [`grpc`] and [`inbox_api`]: the `NotificationService` and `InboxService` handlers;
@@ -22,6 +23,7 @@
 mod channel;
 mod config;
 mod digest;
+mod erasure;
 mod error;
 mod grpc;
 mod inbox_api;
@@ -70,6 +72,18 @@ pub async fn component(
         producer.clone(),
         shutdown.token.clone(),
     );
+    let erasure = zhida_bus::run_consumer(
+        config.kafka.clone(),
+        ConsumerSpec {
+            group: Group::NotifierErasure,
+            topic: Topic::Profiles,
+        },
+        erasure::Erasure {
+            inbox: inbox.clone(),
+        },
+        producer.clone(),
+        shutdown.token.clone(),
+    );
     Ok(Component::new("notifier")
         .grpc(NotificationServiceServer::new(grpc::Notifications {
             ledger,
@@ -80,7 +94,8 @@ pub async fn component(
             shutdown: shutdown.token.clone(),
         }))
         .task("delivery-sender", consumer)
-        .task("digest-sender", digests))
+        .task("digest-sender", digests)
+        .task("erasure", erasure))
 }
 
 /// Runs the notifier alone on `listener` until `shutdown`.

@@ -49,6 +49,8 @@ pub enum Group {
     Relay,
     /// The notifier's, on `delivery.requests`.
     Notifier,
+    /// The notifier's, on `profiles`: a deleted profile's inbox goes with it.
+    NotifierErasure,
 }
 
 impl Group {
@@ -58,6 +60,7 @@ impl Group {
             Group::Profiler => "zhida-profiler",
             Group::Relay => "zhida-relay",
             Group::Notifier => "zhida-notifier",
+            Group::NotifierErasure => "zhida-notifier-erasure",
         }
     }
 }
