@@ -1,15 +1,20 @@
 //! Deleting a profile deletes what the notifier keeps of that person: the `profiles`
-//! tombstone of a subject removes its inbox. (Upserts are not the notifier's business and
-//! are passed over.)
+//! tombstone of a subject removes its inbox and its waiting digests (whose requests hold
+//! the address). Upserts are not the notifier's business and are passed over.
 
 use std::sync::Arc;
 
 use zhida_bus::{HandleError, Handler, Record};
-use zhida_store::Inbox;
+use zhida_proto::events::v1::Channel;
+use zhida_store::{DigestKey, DigestStore, Inbox};
 
 pub(crate) struct Erasure {
     pub inbox: Arc<dyn Inbox>,
+    pub digests: Arc<dyn DigestStore>,
 }
+
+/// Every channel a digest can be kept for.
+const CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Inbox];
 
 #[async_trait::async_trait]
 impl Handler for Erasure {
@@ -26,7 +31,83 @@ impl Handler for Erasure {
             .remove_recipient(subject)
             .await
             .map_err(HandleError::transient)?;
-        tracing::info!(subject, "deleted profile's inbox removed");
+        for channel in CHANNELS {
+            let key = DigestKey {
+                recipient_id: subject.to_string(),
+                channel,
+            };
+            self.digests
+                .remove(&key)
+                .await
+                .map_err(HandleError::transient)?;
+        }
+        tracing::info!(subject, "deleted profile's inbox and digests removed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zhida_bus::EventMeta;
+    use zhida_store::{MemoryDigests, MemoryInbox};
+
+    use super::*;
+
+    fn tombstone(key: &str) -> Record {
+        Record {
+            topic: "profiles".into(),
+            partition: 0,
+            offset: 7,
+            key: Some(key.as_bytes().to_vec()),
+            payload: None,
+            meta: EventMeta::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_tombstone_removes_its_inbox_and_waiting_digests_and_nothing_else() {
+        let (inbox, digests) = (
+            Arc::new(MemoryInbox::default()),
+            Arc::new(MemoryDigests::default()),
+        );
+        for subject in ["c-gone", "c-stays"] {
+            inbox.add(subject, "p-1", b"item", 10).await.expect("add");
+            let key = DigestKey {
+                recipient_id: subject.into(),
+                channel: Channel::Email,
+            };
+            digests.add(&key, "p-2", b"request").await.expect("add");
+        }
+        let erasure = Erasure {
+            inbox: inbox.clone(),
+            digests: digests.clone(),
+        };
+        erasure.handle(&tombstone("c-gone")).await.expect("handled");
+
+        let page = |subject| {
+            let inbox = inbox.clone();
+            async move {
+                inbox
+                    .list(subject, None, 10)
+                    .await
+                    .expect("list")
+                    .items
+                    .len()
+            }
+        };
+        assert_eq!(page("c-gone").await, 0);
+        assert_eq!(page("c-stays").await, 1);
+        let closed: Vec<String> = digests
+            .close()
+            .await
+            .expect("close")
+            .into_iter()
+            .map(|k| k.recipient_id)
+            .collect();
+        assert_eq!(
+            closed,
+            ["c-stays"],
+            "only the deleted subject's digest is gone"
+        );
     }
 }

@@ -13,7 +13,7 @@
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
 //! - [`digest`]: the daily digest runs;
-//! - [`erasure`]: a deleted profile's inbox goes with it;
+//! - [`erasure`]: a deleted profile's inbox and waiting digests go with it;
 //! - [`channel`]: the ways of reaching a person behind one trait, one module each (email,
 //!   the inbox);
 //! - [`grpc`] and [`inbox_api`]: the `NotificationService` and `InboxService` handlers;
@@ -54,9 +54,10 @@ pub async fn component(
     let ledger = stores.ledger();
     // One inbox store for the channel that fills it and the service that reads it.
     let inbox = stores.inbox();
+    let digest_store = stores.digests();
     let sender = sender::Sender {
         ledger: ledger.clone(),
-        digests: stores.digests(),
+        digests: digest_store.clone(),
         channels: channel::Channels::from_config(own, inbox.clone())?,
         producer: producer.clone(),
         lease: config.store.delivery_lease,
@@ -80,6 +81,7 @@ pub async fn component(
         },
         erasure::Erasure {
             inbox: inbox.clone(),
+            digests: digest_store,
         },
         producer.clone(),
         shutdown.token.clone(),

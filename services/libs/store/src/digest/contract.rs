@@ -71,3 +71,24 @@ pub async fn digests_close_into_batches_once_per_policy(digests: &dyn DigestStor
     assert!(digests.close().await.expect("close").is_empty());
     assert!(digests.items(&b).await.expect("items").is_empty());
 }
+
+/// Removing a recipient's digest forgets its open and its closed batch, and only theirs.
+pub async fn digests_of_a_removed_recipient_are_forgotten(digests: &dyn DigestStore) {
+    let (a, b) = (digest_key("c-a"), digest_key("c-b"));
+    digests.add(&a, "p-1", b"one").await.expect("add");
+    digests.add(&b, "p-1", b"one").await.expect("add");
+    let mut closed = digests.close().await.expect("close");
+    closed.sort();
+    assert_eq!(closed, [a.clone(), b.clone()]);
+    digests.add(&a, "p-2", b"two").await.expect("add");
+
+    digests.remove(&a).await.expect("remove");
+    assert!(digests.items(&a).await.expect("items").is_empty());
+    assert_eq!(
+        digests.close().await.expect("close"),
+        std::slice::from_ref(&b),
+        "neither a's closed nor its open digest is left"
+    );
+    assert_eq!(digests.items(&b).await.expect("items").len(), 1);
+    digests.remove(&a).await.expect("removing twice is fine");
+}

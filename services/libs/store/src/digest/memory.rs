@@ -65,4 +65,11 @@ impl DigestStore for MemoryDigests {
         }
         Ok(())
     }
+
+    async fn remove(&self, key: &DigestKey) -> Result<()> {
+        let mut guard = self.digests.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.remove(key);
+        guard.1.remove(key);
+        Ok(())
+    }
 }

@@ -56,4 +56,7 @@ pub trait DigestStore: Send + Sync {
     /// Removes the closed digest of `key` if it holds exactly `policy_ids` (the ones just
     /// sent), so a run that was overtaken cannot remove a newer closed digest.
     async fn complete(&self, key: &DigestKey, policy_ids: &[String]) -> Result<()>;
+    /// Forgets the open and the closed digest of `key` (the recipient's profile was
+    /// deleted: what waits for them, addresses included, goes with it).
+    async fn remove(&self, key: &DigestKey) -> Result<()>;
 }

@@ -54,6 +54,16 @@ static DIGEST_COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// KEYS: open hash, closed hash, open set, closed set. ARGV: member.
+static DIGEST_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"redis.call('DEL', KEYS[1], KEYS[2])
+              redis.call('SREM', KEYS[3], ARGV[1])
+              redis.call('SREM', KEYS[4], ARGV[1])
+              return 1",
+    )
+});
+
 /// [`DigestStore`] on Redis hashes: `<prefix>digest:open:<recipient>|<channel>` and
 /// `<prefix>digest:closed:…` (policy id → item), with the sets `<prefix>digest:open` and
 /// `<prefix>digest:closed` naming them. The close script touches keys it computes, so it
@@ -120,6 +130,19 @@ impl DigestStore for RedisDigests {
             .key(format!("{}closed", self.prefix))
             .arg(&member)
             .arg(policy_ids)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, key: &DigestKey) -> Result<()> {
+        let member = key.encoded();
+        let _: i64 = DIGEST_REMOVE
+            .key(format!("{}open:{member}", self.prefix))
+            .key(format!("{}closed:{member}", self.prefix))
+            .key(format!("{}open", self.prefix))
+            .key(format!("{}closed", self.prefix))
+            .arg(&member)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())

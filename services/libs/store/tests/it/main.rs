@@ -273,3 +273,14 @@ async fn redis_keys_spell_the_channel_as_deployed_stores_hold_it() {
     }
     assert_eq!(digests.close().await.expect("close"), [digest]);
 }
+
+#[tokio::test]
+async fn memory_digests_of_a_removed_recipient_are_forgotten() {
+    contract::digests_of_a_removed_recipient_are_forgotten(&MemoryDigests::default()).await;
+}
+
+#[tokio::test]
+async fn redis_digests_of_a_removed_recipient_are_forgotten() {
+    let (conn, prefix) = redis().await;
+    contract::digests_of_a_removed_recipient_are_forgotten(&RedisDigests::new(conn, &prefix)).await;
+}
