@@ -75,14 +75,7 @@ impl InboxService for InboxApi {
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_recipient(&mut bad, &request.recipient_id);
-        let limit = match request.limit {
-            0 => DEFAULT_LIMIT,
-            n if n <= MAX_LIMIT => n,
-            _ => {
-                bad.add("limit", format!("at most {MAX_LIMIT}"));
-                0
-            }
-        };
+        let limit = bad.page_size("limit", request.limit, DEFAULT_LIMIT, MAX_LIMIT);
         bad.into_result().map_err(Error::from)?;
         let before = Some(request.before_cursor.as_str()).filter(|c| !c.is_empty());
         let page = self

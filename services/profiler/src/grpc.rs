@@ -225,16 +225,15 @@ impl ProfileService for ProfileApi {
         request: Request<PreviewAudienceRequest>,
     ) -> Result<Response<PreviewAudienceResponse>, Status> {
         let request = request.into_inner();
-        if request.sample_size > MAX_SAMPLE {
-            let mut bad = FieldViolations::new();
-            bad.add("sample_size", format!("at most {MAX_SAMPLE}"));
-            return Err(bad.into());
-        }
+        let mut bad = FieldViolations::new();
+        let sample_size = bad.page_size(
+            "sample_size",
+            request.sample_size,
+            DEFAULT_SAMPLE,
+            MAX_SAMPLE,
+        ) as usize;
+        bad.into_result()?;
         let target = draft_target(request.policy, &self.catalogue)?;
-        let sample_size = match request.sample_size {
-            0 => DEFAULT_SAMPLE,
-            n => n,
-        } as usize;
         let resolution = self.replica.resolve(target).await.map_err(Error::from)?;
         let mut distinct: Vec<&str> = resolution
             .recipients

@@ -27,14 +27,7 @@ impl RelayService for Relay {
     ) -> Result<Response<PullFeedResponse>, Status> {
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
-        let limit = match request.limit {
-            0 => DEFAULT_LIMIT,
-            n if n <= MAX_LIMIT => n,
-            _ => {
-                bad.add("limit", format!("at most {MAX_LIMIT}"));
-                0
-            }
-        };
+        let limit = bad.page_size("limit", request.limit, DEFAULT_LIMIT, MAX_LIMIT);
         bad.into_result().map_err(Error::from)?;
         let after = Some(request.after_cursor.as_str()).filter(|c| !c.is_empty());
         let entries = self

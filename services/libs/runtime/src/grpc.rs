@@ -247,6 +247,19 @@ impl FieldViolations {
         self.0.push((field.into(), description.into()));
     }
 
+    /// A page size from a request: `default` for 0, else at most `max` (more is a
+    /// violation of `field`, and 0 is returned).
+    pub fn page_size(&mut self, field: &str, requested: u32, default: u32, max: u32) -> u32 {
+        match requested {
+            0 => default,
+            n if n <= max => n,
+            _ => {
+                self.add(field, format!("at most {max}"));
+                0
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -285,5 +298,28 @@ impl From<FieldViolations> for Status {
             details.add_bad_request_violation(field, description);
         }
         Status::with_error_details(Code::InvalidArgument, summary, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_page_size_defaults_when_zero_and_an_oversized_one_names_its_field() {
+        let mut bad = FieldViolations::new();
+        assert_eq!(bad.page_size("limit", 0, 20, 100), 20);
+        assert_eq!(bad.page_size("limit", 100, 20, 100), 100);
+        assert!(bad.is_empty());
+        assert_eq!(bad.page_size("limit", 101, 20, 100), 0);
+        let status = Status::from(bad.into_result().expect_err("too large"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "limit: at most 100");
+        let details = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        assert_eq!(details.field_violations[0].field, "limit");
     }
 }
