@@ -152,26 +152,15 @@ impl InboxService for InboxApi {
         let (inbox, shutdown) = (self.inbox.clone(), self.shutdown.clone());
         let recipient = request.recipient_id;
         let mut cursor = Some(request.after_cursor).filter(|c| !c.is_empty());
-        // Checked before the stream starts, so a bad cursor is an error, not an empty stream.
-        inbox
+        // Read once before the stream starts, so a bad cursor is an error, not an empty
+        // stream; what it found goes out first.
+        let mut items = inbox
             .wait(&recipient, cursor.as_deref(), Duration::ZERO)
             .await
             .map_err(|e| read_error(e, "after_cursor"))?;
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
             loop {
-                let waited = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tx.closed() => return,
-                    waited = inbox.wait(&recipient, cursor.as_deref(), STREAM_POLL) => waited,
-                };
-                let items = match waited {
-                    Ok(items) => items,
-                    Err(error) => {
-                        let _ = tx.send(Err(read_error(error, "after_cursor").into())).await;
-                        return;
-                    }
-                };
                 for stored in items {
                     cursor = Some(stored.cursor.clone());
                     let item = shown(stored).map_err(Status::from);
@@ -180,6 +169,18 @@ impl InboxService for InboxApi {
                         return;
                     }
                 }
+                let waited = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tx.closed() => return,
+                    waited = inbox.wait(&recipient, cursor.as_deref(), STREAM_POLL) => waited,
+                };
+                items = match waited {
+                    Ok(items) => items,
+                    Err(error) => {
+                        let _ = tx.send(Err(read_error(error, "after_cursor").into())).await;
+                        return;
+                    }
+                };
             }
         });
         Ok(Response::new(Box::pin(

@@ -51,7 +51,7 @@ impl PolicyService for Publisher {
             body: policy.body,
             tags: policy.tags,
             department: policy.department,
-            published_at: Some(now()),
+            published_at: Some(zhida_proto::timestamp_now()),
             service_url: policy.service_url,
             audience: policy.audience,
         };
@@ -71,15 +71,5 @@ impl PolicyService for Publisher {
             partition: delivered.partition,
             offset: delivered.offset,
         }))
-    }
-}
-
-fn now() -> zhida_proto::Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    zhida_proto::Timestamp {
-        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
     }
 }

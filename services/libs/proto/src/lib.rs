@@ -47,6 +47,17 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use prost_types::Timestamp;
 
+/// The current time as a protobuf `Timestamp` (the Unix epoch if the clock is before it).
+pub fn timestamp_now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
+    }
+}
+
 /// The proto3 JSON mapping of Zhida messages, with field names as written in the `.proto`
 /// files (`subject_id`, not `subjectId`; both are accepted when reading), driven by
 /// [`FILE_DESCRIPTOR_SET`] so it can never drift from the wire types.

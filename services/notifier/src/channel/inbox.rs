@@ -62,19 +62,9 @@ fn summary(body: &str) -> String {
     short
 }
 
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0),
-    }
-}
-
 impl Inbox {
     async fn put(&self, request: &DeliveryRequested) -> Attempt {
-        let payload = prost::Message::encode_to_vec(&item(request, now()));
+        let payload = prost::Message::encode_to_vec(&item(request, zhida_proto::timestamp_now()));
         match self
             .store
             .add(
