@@ -255,6 +255,7 @@ fn policies() -> Vec<PublishPolicyRequest> {
             department: "区人力资源社会保障局".into(),
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"], "birth_year": [{"numeric": [">=", 1998]}]}}"#.into(),
+            urgent: false,
         },
         PublishPolicyRequest {
             request_id: "demo-kw-2023-sme".into(),
@@ -264,6 +265,7 @@ fn policies() -> Vec<PublishPolicyRequest> {
             department: "区科委".into(),
             service_url: String::new(),
             audience: r#"{"enterprise": {"size": ["小", "微"], "$or": [{"qualifications": ["科技型中小企业"]}, {"industry": [{"industry": "I65"}]}]}}"#.into(),
+            urgent: false,
         },
     ]
 }

@@ -33,6 +33,7 @@ fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
         department: "区住房保障局".into(),
         service_url: String::new(),
         audience: String::new(),
+        urgent: false,
     }
 }
 

@@ -73,6 +73,7 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
         department: "区人力资源社会保障局".into(),
         service_url: "https://zwdt.sh.gov.cn/".into(),
         audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
+        urgent: false,
     };
     let policy_id = publisher
         .publish_policy(request.clone())

@@ -91,6 +91,7 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
             department: "区科委".into(),
             service_url: String::new(),
             audience: r#"{"street": "五角场街道"}"#.into(),
+            urgent: false,
         })
         .await
         .expect_err("invalid");

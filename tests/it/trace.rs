@@ -73,6 +73,7 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
             department: "区人力资源社会保障局".into(),
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: String::new(),
+            urgent: false,
         })
         .await
         .expect("published")

@@ -11,7 +11,7 @@ use zhida_proto::{
     },
 };
 use zhida_runtime::FieldViolations;
-use zhida_store::{DeliveryKey, DeliveryLedger, OutcomeState};
+use zhida_store::{DeliveryKey, DeliveryLedger};
 
 use crate::{error::Error, sender::is_id};
 
@@ -54,13 +54,9 @@ impl NotificationService for Notifications {
             None | Some(zhida_store::Status::InFlight) => {
                 (DeliveryState::Unspecified, String::new())
             }
-            Some(zhida_store::Status::Done(outcome)) => (
-                match outcome.state {
-                    OutcomeState::Sent => DeliveryState::Sent,
-                    OutcomeState::Failed => DeliveryState::Failed,
-                },
-                outcome.detail,
-            ),
+            Some(zhida_store::Status::Done(outcome)) => {
+                (crate::sender::delivery_state(outcome.state), outcome.detail)
+            }
         };
         Ok(Response::new(GetDeliveryStatusResponse {
             state: state as i32,

@@ -14,6 +14,15 @@ use zhida_store::{
 
 use crate::channel::{Attempt, Channels};
 
+/// The state a recorded outcome is reported as.
+pub(crate) fn delivery_state(state: OutcomeState) -> DeliveryState {
+    match state {
+        OutcomeState::Sent => DeliveryState::Sent,
+        OutcomeState::Failed => DeliveryState::Failed,
+        OutcomeState::Undeliverable => DeliveryState::Undeliverable,
+    }
+}
+
 /// Policy and recipient ids as their producers define them (up to 128 characters).
 pub(crate) fn is_id(id: &str) -> bool {
     zhida_runtime::ids::is_identifier(id, 128)
@@ -109,6 +118,18 @@ impl Sender {
                     detail,
                 }
             }
+            Attempt::Undeliverable { detail } => {
+                tracing::warn!(
+                    policy_id = key.policy_id,
+                    recipient_id = key.recipient_id,
+                    detail,
+                    "recipient unreachable on this channel"
+                );
+                Outcome {
+                    state: OutcomeState::Undeliverable,
+                    detail,
+                }
+            }
             Attempt::Retry { detail } => {
                 if let Err(e) = self.ledger.abandon(key, &token).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
@@ -165,10 +186,7 @@ impl Sender {
             policy_id: key.policy_id.clone(),
             recipient_id: key.recipient_id.clone(),
             channel: key.channel as i32,
-            state: match outcome.state {
-                OutcomeState::Sent => DeliveryState::Sent,
-                OutcomeState::Failed => DeliveryState::Failed,
-            } as i32,
+            state: delivery_state(outcome.state) as i32,
             detail: outcome.detail,
             at: None,
         };

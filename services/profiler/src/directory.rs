@@ -14,8 +14,8 @@ use zhida_proto::events::v1::{Channel, Frequency, Profile};
 
 use crate::document;
 
-/// Channels the notifier delivers today; others are never requested.
-const DELIVERED: [Channel; 2] = [Channel::Email, Channel::Inbox];
+/// Channels the notifier delivers; others are never requested.
+const DELIVERED: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Inbox];
 
 /// A policy as matching sees it.
 #[derive(Debug, Clone)]
@@ -39,6 +39,11 @@ pub struct Recipient {
     pub reason: String,
     /// Now, or in the daily digest (when only digest subscriptions ask for this channel).
     pub frequency: Frequency,
+    /// The profile's notice language (a citizen's `language`), or empty.
+    pub language: String,
+    /// The first matching subscription that asks for this channel; empty when only the
+    /// policy's audience reaches the subject here.
+    pub subscription_id: String,
 }
 
 /// Who a policy reaches.
@@ -195,6 +200,16 @@ impl Directory {
                     } else {
                         Frequency::Immediate
                     },
+                    language: language(profile).to_string(),
+                    subscription_id: profile
+                        .subscriptions
+                        .iter()
+                        .find(|s| {
+                            explanation.subscriptions.contains(&s.id)
+                                && s.channels.contains(&(*channel as i32))
+                        })
+                        .map(|s| s.id.clone())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -281,6 +296,14 @@ impl Directory {
     }
 }
 
+/// The language notices to `profile` are written in, if it has one.
+fn language(profile: &Profile) -> &str {
+    match &profile.details {
+        Some(zhida_proto::events::v1::profile::Details::Citizen(c)) => &c.language,
+        _ => "",
+    }
+}
+
 /// The address `channel` reaches `profile` at: its consented contact, or none for the inbox
 /// (every citizen and enterprise has one, their page: it is addressed by subject id).
 fn reachable(profile: &Profile, channel: Channel) -> Option<&str> {
@@ -358,6 +381,70 @@ mod tests {
         );
         let why = d.explain("a", &t).expect("a exists");
         assert_eq!(why.digest, [Channel::Email]);
+    }
+
+    #[test]
+    fn sms_reaches_a_consented_mobile_and_requests_carry_language_and_subscription() {
+        let mut d = directory();
+        let mut a = subscribed(
+            citizen("a", "殷行街道", &[], true),
+            "s-email",
+            &["housing"],
+            "",
+        );
+        a.subscriptions.push(Subscription {
+            id: "s-sms".into(),
+            tags: vec!["housing".into()],
+            channels: vec![Channel::Sms as i32],
+            ..Subscription::default()
+        });
+        a.contacts.push(Contact {
+            channel: Channel::Sms as i32,
+            address: "13800138000".into(),
+            consent: true,
+        });
+        if let Some(Details::Citizen(c)) = &mut a.details {
+            c.language = "en".into();
+        }
+        d.upsert(a.clone());
+        // The same wishes without consent to SMS: no SMS.
+        let mut b = a.clone();
+        b.subject_id = "b".into();
+        b.contacts[1].consent = false;
+        d.upsert(b);
+        let r = d.resolve(&target(&["housing"], None, "区住房保障局"));
+        let got: Vec<(&str, Channel, &str, &str)> = r
+            .recipients
+            .iter()
+            .map(|r| {
+                (
+                    r.subject_id.as_str(),
+                    r.channel,
+                    r.language.as_str(),
+                    r.subscription_id.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Channel::Email, "en", "s-email"),
+                ("a", Channel::Sms, "en", "s-sms"),
+                ("b", Channel::Email, "en", "s-email"),
+            ]
+        );
+        assert_eq!(
+            r.recipients[1].address, "13800138000",
+            "the consented mobile"
+        );
+        // Reached by the audience alone: no subscription to unsubscribe from.
+        let r = d.resolve(&target(
+            &[],
+            Some(r#"{"street": ["殷行街道"]}"#),
+            "区住房保障局",
+        ));
+        assert!(r.recipients.iter().all(|r| r.subscription_id.is_empty()));
+        assert!(deliveries(&r).contains(&("a", Channel::Sms)));
     }
 
     fn subscribed(mut p: Profile, id: &str, tags: &[&str], filter: &str) -> Profile {

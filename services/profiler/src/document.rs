@@ -178,6 +178,7 @@ mod tests {
             }),
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
+            urgent: false,
         };
         assert_eq!(
             policy(&p),

@@ -70,6 +70,9 @@ impl Handler for PolicyMatcher {
                     service_url: policy.service_url.clone(),
                     reason: r.reason.clone(),
                     frequency: r.frequency as i32,
+                    language: r.language.clone(),
+                    urgent: policy.urgent,
+                    subscription_id: r.subscription_id.clone(),
                 };
                 // The event id is the delivery's one key, as the notifier's ledger spells it.
                 let id = DeliveryKey {

@@ -286,11 +286,7 @@ pub fn validate_subscription(
     }
     for (j, channel) in s.channels.iter().enumerate() {
         match Channel::try_from(*channel) {
-            Ok(Channel::Email | Channel::Inbox) => {}
-            Ok(Channel::Sms) => bad.add(
-                format!("{field}.channels[{j}]"),
-                "only EMAIL and INBOX are delivered in this version",
-            ),
+            Ok(Channel::Email | Channel::Sms | Channel::Inbox) => {}
             Ok(Channel::Unspecified) => bad.add(format!("{field}.channels[{j}]"), "required"),
             Err(_) => bad.add(
                 format!("{field}.channels[{j}]"),

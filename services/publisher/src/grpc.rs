@@ -54,6 +54,7 @@ impl PolicyService for Publisher {
             published_at: Some(zhida_proto::timestamp_now()),
             service_url: policy.service_url,
             audience: policy.audience,
+            urgent: policy.urgent,
         };
         let delivered = self
             .producer

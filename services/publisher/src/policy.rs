@@ -17,6 +17,8 @@ pub struct NewPolicy {
     pub service_url: String,
     /// The audience rule as sent (validated), or empty.
     pub audience: String,
+    /// Goes out by SMS even in quiet hours.
+    pub urgent: bool,
 }
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -133,6 +135,7 @@ impl NewPolicy {
             } else {
                 request.audience
             },
+            urgent: request.urgent,
         })
     }
 }
@@ -150,6 +153,7 @@ mod tests {
             department: "区人力资源社会保障局".into(),
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
+            urgent: true,
         }
     }
 
@@ -167,6 +171,7 @@ mod tests {
             ["employment", "graduates"],
             "tags are sorted and deduplicated"
         );
+        assert!(a.urgent, "urgency is kept");
         let other = parse(PublishPolicyRequest {
             request_id: "other".into(),
             ..request()
@@ -185,6 +190,7 @@ mod tests {
             department: String::new(),
             service_url: "javascript:alert(1)".into(),
             audience: r#"{"enterprise": {"industry": [{"industry": "C99"}]}}"#.into(),
+            urgent: false,
         })
         .expect_err("invalid");
         let fields: Vec<&str> = bad.violations().iter().map(|(f, _)| f.as_str()).collect();

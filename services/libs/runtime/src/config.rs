@@ -187,7 +187,7 @@ pub enum ConfigError {
     #[error("configuration could not be read: {0}")]
     Load(#[from] Box<figment::Error>),
     #[error("invalid configuration: {key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid { key: String, reason: String },
     #[error(
         "invalid configuration: unknown section `{section}`{origin}; expected one of {expected}"
     )]
@@ -200,11 +200,12 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// `key` holds a value that cannot work, for `reason`.
-    pub fn invalid(key: &'static str, reason: &str) -> Self {
+    /// `key` (e.g. `smtp.host`, `sms.templates[0].text`) holds a value that cannot work,
+    /// for `reason`.
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
-            key,
-            reason: reason.to_string(),
+            key: key.into(),
+            reason: reason.into(),
         }
     }
 }

@@ -4,5 +4,5 @@
 
 pub use crate::{
     digest::contract::*, feed::contract::*, inbox::contract::*, lease::contract::*,
-    ledger::contract::*,
+    ledger::contract::*, receipt::contract::*,
 };

@@ -6,7 +6,9 @@
 //! - [`DigestStore`]: policies waiting for a recipient's daily digest;
 //! - [`Inbox`]: each recipient's bounded inbox of notices ("两页"), newest first, with read
 //!   marks and a wait for new items that serves a stream;
-//! - [`WriteLeases`]: one writer at a time per key, handing on where its last write landed.
+//! - [`WriteLeases`]: one writer at a time per key, handing on where its last write landed;
+//! - [`ReceiptIndex`]: which delivery an SMS provider's message id belongs to, taken once
+//!   when its delivery receipt arrives.
 //!
 //! The crate is organised by store, not by backend: each store is one folder, `mod.rs`
 //! with its trait, key and value types, `redis.rs` and `memory.rs` with its two
@@ -21,6 +23,7 @@ mod feed;
 mod inbox;
 mod lease;
 mod ledger;
+mod receipt;
 
 use std::{sync::Arc, time::Duration};
 
@@ -35,6 +38,7 @@ pub use lease::{
 pub use ledger::{
     Begin, DeliveryKey, DeliveryLedger, MemoryLedger, Outcome, OutcomeState, RedisLedger, Status,
 };
+pub use receipt::{MemoryReceiptIndex, ReceiptIndex, ReceiptTarget, RedisReceiptIndex};
 use zhida_proto::events::v1::Channel;
 use zhida_runtime::config::{StoreBackend, StoreConfig};
 
@@ -89,9 +93,29 @@ impl Stores {
     }
 
     pub fn digests(&self) -> Arc<dyn DigestStore> {
+        self.batches("")
+    }
+
+    /// Another set of batches like the daily digests, under `<key_prefix><name>`: e.g. the
+    /// SMS held through quiet hours (`held-`).
+    pub fn batches(&self, name: &str) -> Arc<dyn DigestStore> {
         match &self.redis {
-            Some((_, conn)) => Arc::new(RedisDigests::new(conn.clone(), &self.config.key_prefix)),
+            Some((_, conn)) => Arc::new(RedisDigests::new(
+                conn.clone(),
+                &format!("{}{name}", self.config.key_prefix),
+            )),
             None => Arc::new(MemoryDigests::default()),
+        }
+    }
+
+    /// SMS message ids awaiting their receipts, under `<key_prefix>sms-receipt:`.
+    pub fn receipts(&self) -> Arc<dyn ReceiptIndex> {
+        match &self.redis {
+            Some((_, conn)) => Arc::new(RedisReceiptIndex::new(
+                conn.clone(),
+                &self.config.key_prefix,
+            )),
+            None => Arc::new(MemoryReceiptIndex::default()),
         }
     }
 

@@ -19,9 +19,12 @@ use crate::config::NotifierConfig;
 pub enum Attempt {
     /// Handed over; `detail` is for operators (never personal data).
     Sent { detail: String },
-    /// Refused for good (an address that cannot be reached, a message that cannot be
-    /// built): recorded as failed, never retried.
+    /// Refused for good (a message that cannot be built, content the server will never
+    /// take): recorded as failed, never retried.
     Refused { detail: String },
+    /// The server refused the address for good (SMTP 5xx for the mailbox, an SMSC that
+    /// refuses the number): recorded as undeliverable, never retried.
+    Undeliverable { detail: String },
     /// Worth another try later (the server is down or busy): nothing is recorded.
     Retry { detail: String },
 }

@@ -82,6 +82,27 @@ pub async fn ledger_gives_each_delivery_to_one_sender(ledger: &dyn DeliveryLedge
         None,
         "keys are independent"
     );
+
+    // Every state reads back as written, detail and all.
+    for (i, state) in [
+        OutcomeState::Sent,
+        OutcomeState::Failed,
+        OutcomeState::Undeliverable,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let k = key(&format!("p-state-{i}"));
+        let outcome = Outcome {
+            state,
+            detail: format!("550 5.1.1 user unknown: {i}"),
+        };
+        ledger.finish(&k, &outcome).await.expect("finish");
+        assert_eq!(
+            ledger.status(&k).await.expect("status"),
+            Some(Status::Done(outcome))
+        );
+    }
 }
 
 /// A holder that vanished loses its lease when it expires.

@@ -37,12 +37,28 @@ impl DeliveryKey {
             channel_segment(self.channel)
         )
     }
+
+    /// The key [`encoded`](Self::encoded) wrote; `None` for any other text.
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '|');
+        let (policy_id, recipient_id, channel) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Self {
+            policy_id: policy_id.into(),
+            recipient_id: recipient_id.into(),
+            channel: crate::parse_channel_segment(channel)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeState {
+    /// Handed to the channel's server.
     Sent,
+    /// Could not be sent for good (a notice that cannot be built, a refused message).
     Failed,
+    /// The channel's server refused the address for good (SMTP 5xx for the mailbox, an
+    /// SMSC refusing the number): the person cannot be reached there.
+    Undeliverable,
 }
 
 /// How a delivery ended.
@@ -84,16 +100,17 @@ pub trait DeliveryLedger: Send + Sync {
 
 const IN_FLIGHT: &str = "inflight:";
 
-/// Ledger values: `inflight:<token>`, `sent:<detail>` or `failed:<detail>`.
+/// Ledger values: `inflight:<token>`, `sent:<detail>`, `failed:<detail>` or
+/// `undeliverable:<detail>`.
 fn parse(value: &str) -> Status {
     if value.starts_with(IN_FLIGHT) {
         return Status::InFlight;
     }
     let (state, detail) = value.split_once(':').unwrap_or((value, ""));
-    let state = if state == "failed" {
-        OutcomeState::Failed
-    } else {
-        OutcomeState::Sent
+    let state = match state {
+        "failed" => OutcomeState::Failed,
+        "undeliverable" => OutcomeState::Undeliverable,
+        _ => OutcomeState::Sent,
     };
     Status::Done(Outcome {
         state,
@@ -105,6 +122,7 @@ fn render(outcome: &Outcome) -> String {
     let state = match outcome.state {
         OutcomeState::Sent => "sent",
         OutcomeState::Failed => "failed",
+        OutcomeState::Undeliverable => "undeliverable",
     };
     format!("{state}:{}", outcome.detail)
 }

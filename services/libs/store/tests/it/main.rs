@@ -6,8 +6,8 @@ use std::time::Duration;
 use zhida_proto::events::v1::Channel;
 use zhida_store::{
     DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Inbox, MemoryDigests, MemoryFeed,
-    MemoryInbox, MemoryLedger, MemoryWriteLeases, RedisDigests, RedisFeed, RedisInbox, RedisLedger,
-    RedisWriteLeases, contract,
+    MemoryInbox, MemoryLedger, MemoryReceiptIndex, MemoryWriteLeases, RedisDigests, RedisFeed,
+    RedisInbox, RedisLedger, RedisReceiptIndex, RedisWriteLeases, contract,
 };
 
 fn redis_client() -> redis::Client {
@@ -283,4 +283,26 @@ async fn memory_digests_of_a_removed_recipient_are_forgotten() {
 async fn redis_digests_of_a_removed_recipient_are_forgotten() {
     let (conn, prefix) = redis().await;
     contract::digests_of_a_removed_recipient_are_forgotten(&RedisDigests::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
+async fn memory_receipts_are_taken_once_per_provider() {
+    contract::receipts_are_taken_once_per_provider(&MemoryReceiptIndex::default()).await;
+}
+
+#[tokio::test]
+async fn redis_receipts_are_taken_once_per_provider() {
+    let (conn, prefix) = redis().await;
+    contract::receipts_are_taken_once_per_provider(&RedisReceiptIndex::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
+async fn memory_receipt_entries_expire() {
+    contract::receipt_entries_expire(&MemoryReceiptIndex::default()).await;
+}
+
+#[tokio::test]
+async fn redis_receipt_entries_expire() {
+    let (conn, prefix) = redis().await;
+    contract::receipt_entries_expire(&RedisReceiptIndex::new(conn, &prefix)).await;
 }

@@ -54,8 +54,10 @@ impl Email {
                 Attempt::Sent { detail: answer }
             }
             Err(MailError::Permanent(reason)) => {
+                // A 5xx bounce: the mailbox cannot be reached (the reply never holds
+                // the address in clear: see `redact`).
                 tracing::warn!(what, reason, "email rejected");
-                Attempt::Refused { detail: reason }
+                Attempt::Undeliverable { detail: reason }
             }
             Err(MailError::Transient(reason)) => Attempt::Retry { detail: reason },
         }
