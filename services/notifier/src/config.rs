@@ -1,5 +1,6 @@
-//! The notifier's own configuration: `[smtp]` (how email is handed over), `[digest]`
-//! (when daily digests go out) and `[inbox]` (how much each person's page keeps). Top-level sections of the one config file, set by the same
+//! The notifier's own configuration: `[smtp]` (how email is handed over), `[sms]` (the
+//! signature, templates, quiet hours and SMS providers), `[digest]` (when daily digests go
+//! out) and `[inbox]` (how much each person's page keeps). Top-level sections of the one config file, set by the same
 //! `ZHIDA_SMTP__HOST`, `ZHIDA_DIGEST__SEND_AT`, … variables, loaded and checked beside the
 //! shared sections by [`zhida_runtime::Config::load_with`].
 
@@ -9,11 +10,14 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zhida_runtime::config::{ConfigError, Sections};
 
+use crate::sms::SmsConfig;
+
 /// The sections the notifier owns.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NotifierConfig {
     pub smtp: SmtpConfig,
+    pub sms: SmsConfig,
     pub digest: DigestConfig,
     pub inbox: InboxConfig,
 }
@@ -36,7 +40,9 @@ impl Sections for NotifierConfig {
         if !self.smtp.from.contains('@') {
             return invalid("smtp.from", "must be a mailbox such as Name <a@b.cn>");
         }
-        Ok(())
+        self.sms
+            .validate()
+            .map_err(|e| ConfigError::invalid(e.key, e.reason))
     }
 }
 

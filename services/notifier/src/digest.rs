@@ -8,7 +8,7 @@
 //! digest is not added again (the store refuses it) and, once recorded, only repeats its
 //! status. A closed digest a crashed run left behind goes out at the next run.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use zhida_bus::HandleError;
@@ -44,9 +44,7 @@ pub async fn run(
     // The last run's time: a run that ends within its own second must not run again.
     let mut last = i64::MIN;
     loop {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = zhida_runtime::district::unix_now();
         let at = next_run(now.max(last.saturating_add(1)), send_at, period);
         let wait = Duration::from_secs((at - now).max(0) as u64);
         tokio::select! {

@@ -1,6 +1,6 @@
 //! Deleting a profile deletes what the notifier keeps of that person: the `profiles`
-//! tombstone of a subject removes its inbox and its waiting digests (whose requests hold
-//! the address). Upserts are not the notifier's business and are passed over.
+//! tombstone of a subject removes its inbox, its waiting digests and its SMS held through
+//! quiet hours (whose requests hold the address). Upserts are not the notifier's business and are passed over.
 
 use std::sync::Arc;
 
@@ -10,7 +10,8 @@ use zhida_store::{DigestKey, DigestStore, Inbox};
 
 pub(crate) struct Erasure {
     pub inbox: Arc<dyn Inbox>,
-    pub digests: Arc<dyn DigestStore>,
+    /// The daily digests and the held notices: every batch of waiting requests.
+    pub batches: Vec<Arc<dyn DigestStore>>,
 }
 
 /// Every channel a digest can be kept for.
@@ -31,17 +32,16 @@ impl Handler for Erasure {
             .remove_recipient(subject)
             .await
             .map_err(HandleError::transient)?;
-        for channel in CHANNELS {
-            let key = DigestKey {
-                recipient_id: subject.to_string(),
-                channel,
-            };
-            self.digests
-                .remove(&key)
-                .await
-                .map_err(HandleError::transient)?;
+        for batches in &self.batches {
+            for channel in CHANNELS {
+                let key = DigestKey {
+                    recipient_id: subject.to_string(),
+                    channel,
+                };
+                batches.remove(&key).await.map_err(HandleError::transient)?;
+            }
         }
-        tracing::info!(subject, "deleted profile's inbox and digests removed");
+        tracing::info!(subject, "deleted profile's inbox, digests and held notices removed");
         Ok(())
     }
 }
@@ -66,8 +66,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_profile_tombstone_removes_its_inbox_and_waiting_digests_and_nothing_else() {
-        let (inbox, digests) = (
+        let (inbox, digests, held) = (
             Arc::new(MemoryInbox::default()),
+            Arc::new(MemoryDigests::default()),
             Arc::new(MemoryDigests::default()),
         );
         for subject in ["c-gone", "c-stays"] {
@@ -77,10 +78,15 @@ mod tests {
                 channel: Channel::Email,
             };
             digests.add(&key, "p-2", b"request").await.expect("add");
+            let key = DigestKey {
+                recipient_id: subject.into(),
+                channel: Channel::Sms,
+            };
+            held.add(&key, "p-3", b"request").await.expect("add");
         }
         let erasure = Erasure {
             inbox: inbox.clone(),
-            digests: digests.clone(),
+            batches: vec![digests.clone(), held.clone()],
         };
         erasure.handle(&tombstone("c-gone")).await.expect("handled");
 
@@ -109,5 +115,13 @@ mod tests {
             ["c-stays"],
             "only the deleted subject's digest is gone"
         );
+        let held: Vec<String> = held
+            .close()
+            .await
+            .expect("close")
+            .into_iter()
+            .map(|k| k.recipient_id)
+            .collect();
+        assert_eq!(held, ["c-stays"], "and its held SMS");
     }
 }

@@ -13,11 +13,13 @@
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
 //! - [`digest`]: the daily digest runs;
+//! - [`held`]: notices a channel holds back (SMS in quiet hours) go out when it allows;
 //! - [`erasure`]: a deleted profile's inbox and waiting digests go with it;
 //! - [`channel`]: the ways of reaching a person behind one trait, one module each (email,
-//!   the inbox);
+//!   SMS, the inbox);
+//! - [`sms`]: the SMS rules as pure decisions (templates, quiet hours, providers, rates);
 //! - [`grpc`] and [`inbox_api`]: the `NotificationService` and `InboxService` handlers;
-//! - [`config`]: the notifier's own sections (`[smtp]`, `[digest]`);
+//! - [`config`]: the notifier's own sections (`[smtp]`, `[sms]`, `[digest]`, `[inbox]`);
 //! - [`error`]: the notifier's errors and their one mapping to gRPC statuses.
 
 mod channel;
@@ -26,6 +28,7 @@ mod digest;
 mod erasure;
 mod error;
 mod grpc;
+mod held;
 mod inbox_api;
 mod sender;
 mod sms;
@@ -41,6 +44,7 @@ use zhida_store::Stores;
 
 pub use channel::email::mailer::{MailError, Mailer, redact};
 pub use config::{DigestConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
+pub use sms::{HealthConfig, ProviderConfig, QuietHoursConfig, SmsConfig, SmsMode, TemplateConfig};
 
 /// The notifier's gRPC routes, its `delivery.requests` consumer and its digest runs; `own`
 /// holds the notifier's own sections (`[smtp]`, `[digest]`, `[inbox]`).
@@ -55,14 +59,26 @@ pub async fn component(
     // One inbox store for the channel that fills it and the service that reads it.
     let inbox = stores.inbox();
     let digest_store = stores.digests();
+    let channels = channel::Channels::from_config(
+        own,
+        channel::Resources {
+            inbox: inbox.clone(),
+            receipts: stores.receipts(),
+            producer: producer.clone(),
+            shutdown: shutdown.token.clone(),
+        },
+    )?;
+    let held_store = stores.batches("held-");
     let sender = sender::Sender {
         ledger: ledger.clone(),
         digests: digest_store.clone(),
-        channels: channel::Channels::from_config(own, inbox.clone())?,
+        held: held_store.clone(),
+        channels,
         producer: producer.clone(),
         lease: config.store.delivery_lease,
     };
     let digests = digest::run(sender.clone(), own.digest.clone(), shutdown.token.clone());
+    let held = held::run(sender.clone(), shutdown.token.clone());
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
         ConsumerSpec {
@@ -81,7 +97,7 @@ pub async fn component(
         },
         erasure::Erasure {
             inbox: inbox.clone(),
-            digests: digest_store,
+            batches: vec![digest_store, held_store],
         },
         producer.clone(),
         shutdown.token.clone(),
@@ -97,6 +113,7 @@ pub async fn component(
         }))
         .task("delivery-sender", consumer)
         .task("digest-sender", digests)
+        .task("held-sender", held)
         .task("erasure", erasure))
 }
 

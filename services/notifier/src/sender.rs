@@ -32,6 +32,8 @@ pub(crate) fn is_id(id: &str) -> bool {
 pub(crate) struct Sender {
     pub ledger: Arc<dyn DeliveryLedger>,
     pub digests: Arc<dyn DigestStore>,
+    /// Notices a channel holds back for now (SMS in quiet hours), per recipient.
+    pub held: Arc<dyn DigestStore>,
     /// The channels this notifier delivers.
     pub channels: Channels,
     pub producer: Producer,
@@ -62,7 +64,13 @@ impl Handler for Sender {
             channel,
         };
         if request.frequency == Frequency::DailyDigest as i32 {
-            return self.hold_for_digest(&key, &request).await;
+            return self.hold(&self.digests, &key, &request).await;
+        }
+        if !request.urgent
+            && let Some(until) = sender.held_until(zhida_runtime::district::unix_now())
+        {
+            tracing::debug!(until, "held until the channel's quiet hours end");
+            return self.hold(&self.held, &key, &request).await;
         }
         let outcome = self.once(&key, || sender.send(&request)).await?;
         self.report(&key, outcome).await
@@ -141,10 +149,12 @@ impl Sender {
         Ok(outcome)
     }
 
-    /// A digest request: already delivered (in an earlier digest) only repeats its status;
-    /// otherwise it waits in the recipient's open digest.
-    async fn hold_for_digest(
+    /// A request that waits (for the daily digest, or for the end of quiet hours) in
+    /// `batches`: already delivered only repeats its status; otherwise it waits in the
+    /// recipient's open batch there.
+    async fn hold(
         &self,
+        batches: &Arc<dyn DigestStore>,
         key: &DeliveryKey,
         request: &DeliveryRequested,
     ) -> Result<(), HandleError> {
@@ -160,7 +170,7 @@ impl Sender {
             recipient_id: key.recipient_id.clone(),
             channel: key.channel,
         };
-        self.digests
+        batches
             .add(
                 &digest,
                 &key.policy_id,
@@ -171,7 +181,7 @@ impl Sender {
         tracing::debug!(
             policy_id = key.policy_id,
             recipient_id = key.recipient_id,
-            "held for the daily digest"
+            "held"
         );
         Ok(())
     }
@@ -266,6 +276,7 @@ mod tests {
         let sender = Sender {
             ledger: Arc::new(MemoryLedger::default()),
             digests: Arc::new(MemoryDigests::default()),
+            held: Arc::new(MemoryDigests::default()),
             channels,
             // Never reached: these tests do not report.
             producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),

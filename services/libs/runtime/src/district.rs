@@ -12,6 +12,12 @@ pub fn offset() -> FixedOffset {
     FixedOffset::east_opt(UTC_OFFSET_SECONDS).expect("UTC+8 is a valid offset")
 }
 
+/// Now, in whole seconds since the Unix epoch (the instant every district time is
+/// computed from).
+pub fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
+
 /// Today in the district, `YYYY-MM-DD`.
 pub fn today() -> String {
     Utc::now()

@@ -6,13 +6,28 @@
 
 pub(crate) mod email;
 pub(crate) mod inbox;
+pub(crate) mod sms;
 
 use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use zhida_bus::Producer;
 use zhida_proto::events::v1::{Channel as Kind, DeliveryRequested};
 
-use crate::config::NotifierConfig;
+use crate::{config::NotifierConfig, sms::SmsMode};
+
+/// What channels are built from besides their configuration.
+pub struct Resources {
+    /// The store the inbox channel fills (and `InboxService` reads).
+    pub inbox: Arc<dyn zhida_store::Inbox>,
+    /// Where SMS message ids wait for their receipts.
+    pub receipts: Arc<dyn zhida_store::ReceiptIndex>,
+    /// The notifier's one producer (receipts become status events).
+    pub producer: Producer,
+    /// Ends the channels' background work.
+    pub shutdown: CancellationToken,
+}
 
 /// How one attempt to reach a person ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +50,13 @@ pub trait Channel: Send + Sync {
     /// The channel it delivers.
     fn kind(&self) -> Kind;
 
+    /// When a notice that is not urgent, arriving at `now_unix` (seconds since the
+    /// epoch), may go out: `None` now, `Some(t)` held until `t` (SMS quiet hours). The
+    /// sender keeps held notices and sends them then, once.
+    fn held_until(&self, _now_unix: i64) -> Option<i64> {
+        None
+    }
+
     /// Sends the notice for `request`.
     async fn send(&self, request: &DeliveryRequested) -> Attempt;
 
@@ -48,15 +70,22 @@ pub trait Channel: Send + Sync {
 pub struct Channels(HashMap<Kind, Arc<dyn Channel>>);
 
 impl Channels {
-    /// Every channel the configuration sets up; `inbox` is the store the inbox channel
-    /// fills (and `InboxService` reads).
-    pub fn from_config(
-        config: &NotifierConfig,
-        inbox: Arc<dyn zhida_store::Inbox>,
-    ) -> anyhow::Result<Self> {
+    /// Every channel the configuration sets up. SMS needs providers (or `mode = "file"`):
+    /// without them it is left out, and SMS requests are dead-lettered with the reason.
+    pub fn from_config(config: &NotifierConfig, resources: Resources) -> anyhow::Result<Self> {
         let mut channels = Self::default();
         channels.register(email::Email::from_config(&config.smtp)?);
-        channels.register(inbox::Inbox::new(inbox, config.inbox.max_items));
+        channels.register(inbox::Inbox::new(
+            resources.inbox.clone(),
+            config.inbox.max_items,
+        ));
+        if config.sms.mode == SmsMode::Smpp && config.sms.providers.is_empty() {
+            tracing::warn!(
+                "no [[sms.providers]] configured: SMS requests go to the dead-letter topic"
+            );
+        } else {
+            channels.register(sms::Sms::from_config(&config.sms, resources)?);
+        }
         Ok(channels)
     }
 
@@ -67,5 +96,10 @@ impl Channels {
 
     pub fn get(&self, kind: Kind) -> Option<&Arc<dyn Channel>> {
         self.0.get(&kind)
+    }
+
+    /// Every registered channel.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {
+        self.0.values()
     }
 }

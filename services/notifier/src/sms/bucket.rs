@@ -54,11 +54,6 @@ impl TokenBucket {
         }
     }
 
-    /// How long a slow-down takes to recover from the lowest rate to the full one.
-    pub(crate) fn recovery(&self) -> Duration {
-        self.recovery
-    }
-
     /// Takes a token if there is one; otherwise the time to wait before asking again
     /// (an upper bound: a rate that is recovering may have the token sooner).
     pub(crate) fn try_take(&mut self, now: Instant) -> Result<(), Duration> {

@@ -28,11 +28,6 @@
 //! The `[sms]` configuration section is [`SmsConfig`]; [`SmsConfig::validate`] names
 //! the key at fault (`sms.templates[0].text: unknown parameter ${body} …`).
 
-#![allow(
-    dead_code,
-    reason = "the SMS channel (issue 7) is wired in beside this domain code"
-)]
-
 pub(crate) mod bucket;
 pub(crate) mod providers;
 pub(crate) mod quiet;
@@ -54,22 +49,40 @@ const MAX_SYSTEM_ID: usize = 15;
 const MAX_PASSWORD: usize = 8;
 const MAX_SOURCE_ADDR: usize = 20;
 
+/// How the notifier hands over SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsMode {
+    /// The SMSCs of `[[sms.providers]]`, over SMPP 3.4.
+    Smpp,
+    /// One JSON line per SMS in `file` (the embedded default: nothing leaves the machine;
+    /// the number is masked).
+    File,
+}
+
 /// The `[sms]` section: the signature and templates, quiet hours, and the providers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct SmsConfig {
+pub struct SmsConfig {
+    /// Where SMS go: `smpp` (the providers) or `file`.
+    pub mode: SmsMode,
+    /// The JSON-lines file of `mode = "file"`.
+    pub file: String,
     /// The approved signature, `【…】` with 2–12 characters inside.
-    pub(crate) signature: String,
+    pub signature: String,
     /// The most SMS segments one notice may take (the title is shortened to fit).
-    pub(crate) max_segments: u8,
+    pub max_segments: u8,
     /// When no SMS goes out unless urgent.
-    pub(crate) quiet_hours: QuietHoursConfig,
+    pub quiet_hours: QuietHoursConfig,
     /// The approved templates, one per (id, language).
-    pub(crate) templates: Vec<TemplateConfig>,
+    pub templates: Vec<TemplateConfig>,
     /// The SMSCs to send through; none means the SMS channel cannot send.
-    pub(crate) providers: Vec<ProviderConfig>,
+    pub providers: Vec<ProviderConfig>,
     /// How providers are judged, and how fast a throttled one speeds up again.
-    pub(crate) health: HealthConfig,
+    pub health: HealthConfig,
+    /// The policy page's (short) link: this prefix followed by the policy id, e.g.
+    /// `https://zc.yangpu.example.gov.cn/p/` (https, printable ASCII).
+    pub link_base: String,
 }
 
 impl Default for SmsConfig {
@@ -80,6 +93,8 @@ impl Default for SmsConfig {
             text: text.into(),
         };
         SmsConfig {
+            mode: SmsMode::Smpp,
+            file: "sms-out/sms.jsonl".into(),
             signature: "【杨浦区政务】".into(),
             max_segments: 3,
             quiet_hours: QuietHoursConfig::default(),
@@ -89,6 +104,7 @@ impl Default for SmsConfig {
             ],
             providers: Vec::new(),
             health: HealthConfig::default(),
+            link_base: "https://zc.yangpu.example.gov.cn/p/".into(),
         }
     }
 }
@@ -96,11 +112,11 @@ impl Default for SmsConfig {
 /// `[sms.quiet_hours]`: district time, `HH:MM`; `start == end` means never quiet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct QuietHoursConfig {
+pub struct QuietHoursConfig {
     /// First quiet minute, e.g. `21:00`.
-    pub(crate) start: String,
+    pub start: String,
     /// First minute messages go out again, e.g. `08:00`.
-    pub(crate) end: String,
+    pub end: String,
 }
 
 impl Default for QuietHoursConfig {
@@ -115,36 +131,36 @@ impl Default for QuietHoursConfig {
 /// `[[sms.templates]]`: one approved template in one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TemplateConfig {
+pub struct TemplateConfig {
     /// What the channel asks for, e.g. `policy-published`.
-    pub(crate) id: String,
+    pub id: String,
     /// The profile language it serves, e.g. `zh` or `en`.
-    pub(crate) language: String,
+    pub language: String,
     /// Fixed text with `${title}`, `${link}`, `${department}`, `${name}` parameters.
-    pub(crate) text: String,
+    pub text: String,
 }
 
 /// `[[sms.providers]]`: one SMSC and what the contract with it allows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ProviderConfig {
+pub struct ProviderConfig {
     /// A unique name for logs, metrics and `exclude`.
-    pub(crate) name: String,
+    pub name: String,
     /// The SMSC's `host:port`.
-    pub(crate) address: String,
+    pub address: String,
     /// `system_id` to bind with (at most 15 octets).
-    pub(crate) system_id: String,
+    pub system_id: String,
     /// `password` to bind with (at most 8 octets); never serialized or logged.
     #[serde(skip_serializing)]
-    pub(crate) password: SecretString,
+    pub password: SecretString,
     /// Share of the traffic while all is well; 0 makes it a standby. Default 1.
     #[serde(default = "one")]
-    pub(crate) weight: u32,
+    pub weight: u32,
     /// Messages (segments) per second the contract allows; the burst is one second's
     /// worth.
-    pub(crate) rate_per_second: f64,
+    pub rate_per_second: f64,
     /// The sender address (service code) the SMSC assigned, e.g. `106900001234`.
-    pub(crate) source_addr: String,
+    pub source_addr: String,
 }
 
 fn one() -> u32 {
@@ -164,22 +180,22 @@ impl ProviderConfig {
 /// `[sms.health]`: when a provider counts as slow or unhealthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HealthConfig {
+pub struct HealthConfig {
     /// Outcomes older than this no longer count. Default 60 s.
     #[serde(with = "humantime_serde")]
-    pub(crate) window: Duration,
+    pub window: Duration,
     /// An answer slower than this is slow. Default 2 s.
     #[serde(with = "humantime_serde")]
-    pub(crate) slow: Duration,
+    pub slow: Duration,
     /// Errors in a row that take a provider out. Default 3.
-    pub(crate) errors: u32,
+    pub errors: u32,
     /// How long a provider stays out. Default 30 s.
     #[serde(with = "humantime_serde")]
-    pub(crate) cool_down: Duration,
+    pub cool_down: Duration,
     /// How long a throttled provider's rate takes to climb back from nothing to full
     /// (from half in half of it). Default 60 s.
     #[serde(with = "humantime_serde")]
-    pub(crate) throttle_recovery: Duration,
+    pub throttle_recovery: Duration,
 }
 
 impl Default for HealthConfig {
@@ -232,6 +248,16 @@ impl SmsConfig {
         self.templates()?;
         self.quiet_hours()?;
         self.providers()?;
+        let link = &self.link_base;
+        if !link.starts_with("https://")
+            || link.len() > 100
+            || !link.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return invalid(
+                "sms.link_base",
+                "must be an https:// link of at most 100 printable ASCII characters",
+            );
+        }
         Ok(())
     }
 
@@ -261,7 +287,7 @@ impl SmsConfig {
     pub(crate) fn quiet_hours(&self) -> Result<QuietHours, SmsConfigError> {
         let parse = |key: &str, value: &str| match quiet::time_of_day(value) {
             Some(seconds) => Ok(seconds),
-            None => invalid(key, "must be a time of day HH:MM, e.g. 21:00"),
+            None => invalid(key, "must be a time of day HH:MM (or HH:MM:SS), e.g. 21:00"),
         };
         let start = parse("sms.quiet_hours.start", &self.quiet_hours.start)?;
         let end = parse("sms.quiet_hours.end", &self.quiet_hours.end)?;

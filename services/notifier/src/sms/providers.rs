@@ -34,6 +34,13 @@ const SLOW_PENALTY: f64 = 0.75;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ProviderId(usize);
 
+impl ProviderId {
+    /// Its position in the configuration (`sms.providers[n]`).
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// How a submit to a provider went, as far as the provider's health is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -139,6 +146,7 @@ impl Providers {
     }
 
     /// The provider with this name.
+    #[cfg(test)]
     pub(crate) fn id(&self, name: &str) -> Option<ProviderId> {
         self.providers
             .iter()

@@ -18,7 +18,8 @@ pub(crate) struct QuietHours {
 }
 
 impl QuietHours {
-    /// 21:00 to 08:00.
+    /// 21:00 to 08:00 (the configuration's default).
+    #[cfg(test)]
     pub(crate) const DEFAULT: QuietHours = QuietHours {
         start: 21 * 3600,
         end: 8 * 3600,
@@ -31,15 +32,16 @@ impl QuietHours {
     }
 }
 
-/// Seconds after midnight of an `HH:MM` time of day (`00:00` to `23:59`), if it is one.
-pub(crate) fn time_of_day(hh_mm: &str) -> Option<u32> {
-    let (h, m) = hh_mm.split_once(':')?;
+/// Seconds after midnight of an `HH:MM` (or `HH:MM:SS`) time of day, if it is one.
+pub(crate) fn time_of_day(text: &str) -> Option<u32> {
+    let mut parts = text.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next().unwrap_or("00"));
     let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(h) || !digits(m) {
+    if parts.next().is_some() || !digits(h) || !digits(m) || !digits(s) {
         return None;
     }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 3600 + m * 60)
+    let (h, m, s): (u32, u32, u32) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
+    (h < 24 && m < 60 && s < 60).then_some(h * 3600 + m * 60 + s)
 }
 
 /// When a message may go out: `None` to send now, `Some(t)` to hold it until `t`
@@ -149,11 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn only_hh_mm_times_of_day_are_accepted() {
+    fn only_hh_mm_and_hh_mm_ss_times_of_day_are_accepted() {
         assert_eq!(time_of_day("08:00"), Some(8 * 3600));
         assert_eq!(time_of_day("23:59"), Some(23 * 3600 + 59 * 60));
+        assert_eq!(time_of_day("08:00:30"), Some(8 * 3600 + 30));
         for bad in [
-            "8:00", "24:00", "12:60", "12-00", "1200", "", "+1:00", "08:00:00",
+            "8:00", "24:00", "12:60", "12-00", "1200", "", "+1:00", "08:00:60", "08:00:00:00",
+            "08:00:", "08:00:5",
         ] {
             assert_eq!(time_of_day(bad), None, "{bad}");
         }
