@@ -1,8 +1,9 @@
 //! `zhida demo`: the whole system in one process on the embedded defaults (librdkafka's
 //! in-process mock cluster, in-memory stores, email as `.eml` files), driven over gRPC like
 //! a real client: seed profiles, preview the audience, publish two policies, wait until
-//! every expected email and inbox item was delivered, print who got what on which channel
-//! and why, and each person's inbox (their "两页" page).
+//! every expected email, SMS and inbox item was delivered, print who got what on which
+//! channel and why, and each person's inbox (their "两页" page). SMS go to
+//! `<out>/sms.jsonl`, one JSON line each (number masked), as they would be submitted.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,7 +13,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Channel as GrpcChannel;
 use unicode_width::UnicodeWidthStr as _;
 use zhida_bus::{Topic, Topics};
-use zhida_notifier::{NotifierConfig, SmtpMode};
+use zhida_notifier::{NotifierConfig, SmsMode, SmtpMode};
 use zhida_proto::{
     events::v1::{
         Channel, Citizen, Contact, DeliveryState, Enterprise, Profile, SubjectKind, Subscription,
@@ -50,6 +51,11 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     let mut notifier = NotifierConfig::default();
     notifier.smtp.mode = SmtpMode::File;
     notifier.smtp.file_dir = out.display().to_string();
+    notifier.sms.mode = SmsMode::File;
+    notifier.sms.file = out.join(SMS_FILE).display().to_string();
+    // The demo runs at any hour: no quiet hours, or a night run would show SMS held.
+    notifier.sms.quiet_hours.start = "00:00".into();
+    notifier.sms.quiet_hours.end = "00:00".into();
     notifier.validate()?;
     let telemetry = Telemetry::init("demo", &config.telemetry)?;
 
@@ -63,7 +69,9 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     if out.exists() {
         for entry in std::fs::read_dir(&out)? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "eml" || e == "json") {
+            if path.extension().is_some_and(|e| e == "eml" || e == "json")
+                || path.file_name().is_some_and(|n| n == SMS_FILE)
+            {
                 std::fs::remove_file(path)?;
             }
         }
@@ -89,10 +97,21 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The SMS the demo "sends", one JSON line each.
+const SMS_FILE: &str = "sms.jsonl";
+
 fn email(address: &str) -> Contact {
     Contact {
         channel: Channel::Email as i32,
         address: address.into(),
+        consent: true,
+    }
+}
+
+fn mobile(number: &str) -> Contact {
+    Contact {
+        channel: Channel::Sms as i32,
+        address: number.into(),
         consent: true,
     }
 }
@@ -104,6 +123,20 @@ fn subscription(tags: &[&str], filter: &str) -> Subscription {
         filter: filter.into(),
         ..Subscription::default()
     }
+}
+
+/// `subscription` on other channels.
+fn on(channels: &[Channel], subscription: Subscription) -> Subscription {
+    Subscription {
+        channels: channels.iter().map(|c| *c as i32).collect(),
+        ..subscription
+    }
+}
+
+/// `profile` also reachable at `contact`.
+fn with(contact: Contact, mut profile: Profile) -> Profile {
+    profile.contacts.push(contact);
+    profile
 }
 
 fn citizen(
@@ -161,13 +194,20 @@ fn graduate(birth_year: u32) -> Citizen {
 /// Citizens and enterprises of Yangpu's streets.
 fn seed() -> Vec<Profile> {
     vec![
-        citizen(
-            "c-wjc-0001",
-            "王芳",
-            "五角场街道",
-            email("wang.fang@example.cn"),
-            graduate(2001),
-            vec![subscription(&["employment", "graduates"], "")],
+        // Employment news by email and by SMS.
+        with(
+            mobile("13800138001"),
+            citizen(
+                "c-wjc-0001",
+                "王芳",
+                "五角场街道",
+                email("wang.fang@example.cn"),
+                graduate(2001),
+                vec![on(
+                    &[Channel::Email, Channel::Sms],
+                    subscription(&["employment", "graduates"], ""),
+                )],
+            ),
         ),
         citizen(
             "c-yx-0002",
@@ -182,43 +222,60 @@ fn seed() -> Vec<Profile> {
             },
             vec![subscription(&["elderly-care"], "")],
         ),
-        citizen(
-            "c-kjl-0003",
-            "陈静",
-            "控江路街道",
-            Contact {
-                consent: false,
-                ..email("chen.jing@example.cn")
-            },
-            graduate(2000),
-            vec![subscription(&["employment"], "")],
+        // No consent to email, but to SMS.
+        with(
+            mobile("13900139003"),
+            citizen(
+                "c-kjl-0003",
+                "陈静",
+                "控江路街道",
+                Contact {
+                    consent: false,
+                    ..email("chen.jing@example.cn")
+                },
+                graduate(2000),
+                vec![on(
+                    &[Channel::Email, Channel::Sms],
+                    subscription(&["employment"], ""),
+                )],
+            ),
         ),
-        // No subscription at all: reached by the first policy's audience rule alone.
-        citizen(
-            "c-dhl-0004",
-            "张伟",
-            "定海路街道",
-            email("zhang.wei@example.cn"),
-            graduate(2002),
-            vec![],
+        // No subscription at all: reached by the first policy's audience rule alone, on
+        // every channel he consented to, in English.
+        with(
+            mobile("+8613700137004"),
+            citizen(
+                "c-dhl-0004",
+                "张伟",
+                "定海路街道",
+                email("zhang.wei@example.cn"),
+                Citizen {
+                    language: "en".into(),
+                    ..graduate(2002)
+                },
+                vec![],
+            ),
         ),
-        enterprise(
-            "e-xjwc-0001",
-            "上海杨浦智造科技有限公司",
-            "新江湾城街道",
-            email("hr@zhizao.example.cn"),
-            Enterprise {
-                credit_code: credit_code("MA1G2K3L4"),
-                industry: "C3911".into(),
-                size: "小".into(),
-                registered_on: "2019-04-16".into(),
-                registered_capital: 800.0,
-                employees: 46,
-                qualifications: vec!["科技型中小企业".into()],
-                parks: vec!["park-xinjiangwan".into()],
-                associations: vec![],
-            },
-            vec![],
+        with(
+            mobile("13600136005"),
+            enterprise(
+                "e-xjwc-0001",
+                "上海杨浦智造科技有限公司",
+                "新江湾城街道",
+                email("hr@zhizao.example.cn"),
+                Enterprise {
+                    credit_code: credit_code("MA1G2K3L4"),
+                    industry: "C3911".into(),
+                    size: "小".into(),
+                    registered_on: "2019-04-16".into(),
+                    registered_capital: 800.0,
+                    employees: 46,
+                    qualifications: vec!["科技型中小企业".into()],
+                    parks: vec!["park-xinjiangwan".into()],
+                    associations: vec![],
+                },
+                vec![],
+            ),
         ),
         enterprise(
             "e-wjc-0002",
@@ -341,6 +398,12 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             let email = zhida_notifier::redact(&p.contacts[0].address);
+            let sms = p
+                .contacts
+                .iter()
+                .find(|c| c.channel == Channel::Sms as i32)
+                .map(|c| zhida_notifier::mask_mobile(&c.address))
+                .unwrap_or_default();
             let samples: Vec<_> = preview
                 .sample
                 .iter()
@@ -366,10 +429,10 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
                 let state = DeliveryState::try_from(status.state).map_or("?", |s| s.as_str_name());
-                let (icon, to) = if sample.channel == Channel::Inbox as i32 {
-                    ("▤", "inbox (their page)")
-                } else {
-                    ("✉", email.as_str())
+                let (icon, to) = match Channel::try_from(sample.channel) {
+                    Ok(Channel::Inbox) => ("▤", "inbox (their page)"),
+                    Ok(Channel::Sms) => ("✆", sms.as_str()),
+                    _ => ("✉", email.as_str()),
                 };
                 rows.push(cells(&[icon, &p.display_name, to, state]));
             }
@@ -451,6 +514,21 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
         .count();
     println!("\n{emails} emails written to {}/", out.display());
+    let sms = std::fs::read_to_string(out.join(SMS_FILE)).unwrap_or_default();
+    println!(
+        "{} SMS written to {} (as they would be submitted):",
+        sms.lines().count(),
+        out.join(SMS_FILE).display()
+    );
+    for line in sms.lines() {
+        let sms: serde_json::Value = serde_json::from_str(line)?;
+        println!(
+            "  ✆ {} [{} segment(s)] {}",
+            sms["to"].as_str().unwrap_or_default(),
+            sms["segments"],
+            sms["text"].as_str().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

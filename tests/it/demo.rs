@@ -27,6 +27,8 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
     assert_eq!(sent("✉"), 5, "emails: {stdout}");
     // Every audience match also reaches the person's page: 3 + 2.
     assert_eq!(sent("▤"), 5, "inbox items: {stdout}");
+    // 王芳 and 陈静 subscribed by SMS, 张伟 and 智造科技 are in an audience with a mobile.
+    assert_eq!(sent("✆"), 4, "SMS: {stdout}");
     assert!(
         stdout.contains("陈静                      1 in the inbox, 1 unread"),
         "the citizen without email consent still has it on her page: {stdout}"
@@ -43,4 +45,35 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         })
         .count();
     assert_eq!(emails, 5);
+
+    let sms = std::fs::read_to_string(out.path().join("sms.jsonl")).expect("sms.jsonl");
+    let sms: Vec<serde_json::Value> = sms
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(sms.len(), 4, "{sms:?}");
+    for m in &sms {
+        let to = m["to"].as_str().expect("to");
+        assert!(to.starts_with("86") && to.contains("****"), "masked: {to}");
+        assert_eq!(m["signature"], "【杨浦区政务】");
+        assert_eq!(m["template"], "policy-published");
+        let text = m["text"].as_str().expect("text");
+        assert!(text.starts_with("【杨浦区政务】"), "{text}");
+        assert!(
+            text.contains("https://zc.yangpu.example.gov.cn/p/pol-"),
+            "a link, not the body: {text}"
+        );
+        let segments = m["segments"].as_u64().expect("segments");
+        assert!((1..=3).contains(&segments), "within sms.max_segments: {m}");
+        assert!(m["params"]["title"].is_string(), "{m}");
+    }
+    assert_eq!(
+        sms.iter().filter(|m| m["language"] == "en").count(),
+        1,
+        "张伟 reads English: {sms:?}"
+    );
+    assert!(
+        !stdout.contains("13800138001"),
+        "numbers are never printed in clear"
+    );
 }

@@ -12,4 +12,5 @@ mod helpers;
 mod inbox;
 mod profiles;
 mod serve;
+mod sms;
 mod trace;

@@ -41,7 +41,10 @@ impl Handler for Erasure {
                 batches.remove(&key).await.map_err(HandleError::transient)?;
             }
         }
-        tracing::info!(subject, "deleted profile's inbox, digests and held notices removed");
+        tracing::info!(
+            subject,
+            "deleted profile's inbox, digests and held notices removed"
+        );
         Ok(())
     }
 }

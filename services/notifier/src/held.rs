@@ -81,7 +81,10 @@ impl Sender {
             return Ok(());
         }
         let items = self.held.items(key).await.map_err(HandleError::transient)?;
-        let all: Vec<String> = items.iter().map(|(policy_id, _)| policy_id.clone()).collect();
+        let all: Vec<String> = items
+            .iter()
+            .map(|(policy_id, _)| policy_id.clone())
+            .collect();
         for (policy_id, bytes) in &items {
             let request: DeliveryRequested = match prost::Message::decode(bytes.as_slice()) {
                 Ok(request) => request,
@@ -144,7 +147,10 @@ mod tests {
         }
 
         async fn send(&self, request: &DeliveryRequested) -> Attempt {
-            self.sent.lock().expect("lock").push(request.policy_id.clone());
+            self.sent
+                .lock()
+                .expect("lock")
+                .push(request.policy_id.clone());
             Attempt::Sent {
                 detail: "ok".into(),
             }
@@ -205,6 +211,13 @@ mod tests {
         // (The morning pass, sending each once through the ledger, runs against real
         // servers in tests/it/sms.rs: it reports on `delivery.status`.)
         quiet_until.store(0, Ordering::SeqCst);
-        assert_eq!(sender.channels.iter().filter(|c| c.held_until(now).is_some()).count(), 0);
+        assert_eq!(
+            sender
+                .channels
+                .iter()
+                .filter(|c| c.held_until(now).is_some())
+                .count(),
+            0
+        );
     }
 }

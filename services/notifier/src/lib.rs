@@ -43,6 +43,7 @@ use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
 pub use channel::email::mailer::{MailError, Mailer, redact};
+pub use channel::sms::mask as mask_mobile;
 pub use config::{DigestConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
 pub use sms::{HealthConfig, ProviderConfig, QuietHoursConfig, SmsConfig, SmsMode, TemplateConfig};
 

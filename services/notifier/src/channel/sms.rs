@@ -277,7 +277,7 @@ fn destination(address: &str) -> Option<Address> {
 }
 
 /// A mobile number as logs and files may show it: `8613800138000` → `86138****8000`.
-fn mask(number: &str) -> String {
+pub fn mask(number: &str) -> String {
     let n = number.chars().count();
     number
         .chars()
@@ -372,7 +372,12 @@ impl Channel for Sms {
             let submits: Vec<Submit> = segments
                 .iter()
                 .map(|segment| {
-                    Submit::segment(source(&provider.source_addr), to.clone(), 1, segment.clone())
+                    Submit::segment(
+                        source(&provider.source_addr),
+                        to.clone(),
+                        1,
+                        segment.clone(),
+                    )
                 })
                 .collect();
             match self.submit_all(id, &submits).await {
@@ -469,7 +474,11 @@ async fn report_receipt(provider: &str, receipt: Receipt, sink: &ReceiptSink) {
             Ok(None) => match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
                 None => {
-                    tracing::debug!(provider, message_id = receipt.message_id, "receipt for an unknown message ignored");
+                    tracing::debug!(
+                        provider,
+                        message_id = receipt.message_id,
+                        "receipt for an unknown message ignored"
+                    );
                     return;
                 }
             },
@@ -479,6 +488,11 @@ async fn report_receipt(provider: &str, receipt: Receipt, sink: &ReceiptSink) {
             }
         }
     };
+    // A concatenated message has a receipt per segment: its first segment speaks for the
+    // message when delivered, any segment when it failed; one event per (delivery, state).
+    if state == DeliveryState::Delivered && target.segment != 1 {
+        return;
+    }
     let status = DeliveryStatusChanged {
         policy_id: target.key.policy_id.clone(),
         recipient_id: target.key.recipient_id.clone(),
@@ -497,13 +511,9 @@ async fn report_receipt(provider: &str, receipt: Receipt, sink: &ReceiptSink) {
         ),
         at: Some(zhida_proto::timestamp_now()),
     };
-    // One event per (delivery, state, segment): a receipt sent twice is the same event.
-    let id = format!(
-        "{}|{}|{}",
-        target.key.encoded(),
-        state as i32,
-        target.segment
-    );
+    // The same id as the sender's statuses use: a receipt sent twice, or two failed
+    // segments, are one event to consumers that dedup by id.
+    let id = format!("{}|{}", target.key.encoded(), state as i32);
     if let Err(error) = sink
         .producer
         .emit_with_id(&target.key.recipient_id, &id, &status)
@@ -526,7 +536,13 @@ mod tests {
                 "{ok}"
             );
         }
-        for bad in ["1380013800", "23800138000", "+1 555 0100", "138-0013-8000", ""] {
+        for bad in [
+            "1380013800",
+            "23800138000",
+            "+1 555 0100",
+            "138-0013-8000",
+            "",
+        ] {
             assert!(destination(bad).is_none(), "{bad}");
         }
         assert_eq!(source("106900001234").ton, 0);
