@@ -47,6 +47,9 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     config.store.backend = StoreBackend::Memory;
     config.grpc.listen = "127.0.0.1:0".into();
     config.telemetry.log_filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    // One process signs and checks the one-click unsubscribe links: a key that lives in
+    // memory for the run is enough.
+    config.unsubscribe = config.unsubscribe.clone().with_generated_key("demo");
     config.validate()?;
     let mut notifier = NotifierConfig::default();
     notifier.smtp.mode = SmtpMode::File;

@@ -32,6 +32,12 @@ fn var(name: &str) -> String {
     })
 }
 
+/// The one-click unsubscribe key every test server signs and checks with.
+pub const UNSUBSCRIBE_KEY_ID: &str = "t1";
+pub const UNSUBSCRIBE_SECRET: &str = "zhida-tests-unsubscribe-secret-0123456789";
+/// Where the test servers' unsubscribe links point.
+pub const UNSUBSCRIBE_BASE_URL: &str = "https://zhida.test.example.cn/u/";
+
 /// One test's namespace on the shared servers.
 pub struct TestEnv {
     /// Short unique id, also used in recipient addresses.
@@ -68,6 +74,11 @@ impl TestEnv {
             ("ZHIDA_SMTP__HOST", smtp_host),
             ("ZHIDA_SMTP__PORT", smtp_port),
             ("ZHIDA_TELEMETRY__LOG_FILTER", "info".into()),
+            ("ZHIDA_UNSUBSCRIBE__BASE_URL", UNSUBSCRIBE_BASE_URL.into()),
+            (
+                "ZHIDA_UNSUBSCRIBE__KEYS",
+                format!("[{{id=\"{UNSUBSCRIBE_KEY_ID}\",secret=\"{UNSUBSCRIBE_SECRET}\"}}]"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -1,7 +1,9 @@
-//! `ProfileService`: profiles and subscriptions (written through the [`Writer`]), and the
-//! read-only questions asked before publishing (`PreviewAudience`, `ExplainMatch`).
-//! Handlers check requests field by field and speak [`Error`]; the host holds calls until
-//! the replay caught up and gives each its span.
+//! `ProfileService`: profiles and subscriptions (written through the [`Writer`]), one-click
+//! unsubscribe with the signed token of an email's link (checked with the
+//! [`Keyring`](zhida_unsubscribe::Keyring)), and the read-only questions asked before
+//! publishing (`PreviewAudience`, `ExplainMatch`). Handlers check requests field by field
+//! and speak [`Error`]; the host holds calls until the replay caught up and gives each its
+//! span.
 
 use std::sync::Arc;
 
@@ -14,8 +16,9 @@ use zhida_proto::{
         AudienceSample, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
         ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ListSubscriptionsRequest,
         ListSubscriptionsResponse, PolicyDraft, PreviewAudienceRequest, PreviewAudienceResponse,
-        SubscribeRequest, SubscribeResponse, UnsubscribeRequest, UnsubscribeResponse,
-        UpsertProfileRequest, UpsertProfileResponse, profile_service_server::ProfileService,
+        SubscribeRequest, SubscribeResponse, UnsubscribeByTokenRequest, UnsubscribeByTokenResponse,
+        UnsubscribeRequest, UnsubscribeResponse, Unsubscribed, UpsertProfileRequest,
+        UpsertProfileResponse, profile_service_server::ProfileService,
     },
 };
 use zhida_runtime::FieldViolations;
@@ -38,6 +41,8 @@ pub(crate) struct ProfileApi {
     pub writer: Writer,
     /// What profiles, subscriptions and drafts are checked against.
     pub catalogue: Catalogue,
+    /// Checks one-click unsubscribe tokens (the notifier signs them with the same keys).
+    pub keyring: zhida_unsubscribe::Keyring,
 }
 
 impl ProfileApi {
@@ -218,6 +223,49 @@ impl ProfileService for ProfileApi {
             })
             .await?;
         Ok(Response::new(UnsubscribeResponse {}))
+    }
+
+    async fn unsubscribe_by_token(
+        &self,
+        request: Request<UnsubscribeByTokenRequest>,
+    ) -> Result<Response<UnsubscribeByTokenResponse>, Status> {
+        let request = request.into_inner();
+        // The token is the caller's only credential: it is never logged or echoed.
+        let scope = self.keyring.verify(&request.token).map_err(|error| {
+            let mut bad = FieldViolations::new();
+            bad.add("token", error.to_string());
+            Error::Invalid(bad)
+        })?;
+        let mut unsubscribed = profile::Unsubscribed::Nothing;
+        self.writer
+            .change(&scope.recipient_id, |current| {
+                // A profile deleted since has nothing left to unsubscribe from.
+                let Some(current) = current else {
+                    return Ok(Change::Keep);
+                };
+                let mut profile = current.clone();
+                unsubscribed = profile::unsubscribe_scope(&mut profile, &scope);
+                Ok(match unsubscribed {
+                    profile::Unsubscribed::Nothing => Change::Keep,
+                    _ => Change::put(profile),
+                })
+            })
+            .await?;
+        tracing::info!(
+            subject = scope.recipient_id,
+            channel = scope.channel.as_str_name(),
+            subscriptions = scope.subscriptions.len(),
+            ?unsubscribed,
+            "one-click unsubscribe"
+        );
+        Ok(Response::new(UnsubscribeByTokenResponse {
+            unsubscribed: match unsubscribed {
+                profile::Unsubscribed::Nothing => Unsubscribed::Nothing,
+                profile::Unsubscribed::Subscriptions => Unsubscribed::Subscriptions,
+                profile::Unsubscribed::Consent => Unsubscribed::Consent,
+            } as i32,
+            channel: scope.channel as i32,
+        }))
     }
 
     async fn preview_audience(

@@ -40,6 +40,10 @@ pub use profile::{credit_code, credit_code_check, is_email, is_mobile, subscript
 
 /// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
+    let keyring = config
+        .unsubscribe
+        .keyring()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let producer = Producer::new(&config.kafka, "/zhida/profiler")?;
     let leases = Stores::open(&config.store)
         .await?
@@ -82,6 +86,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             replica,
             writer,
             catalogue,
+            keyring,
         }))
         .ready_when(caught_up)
         .task("profiles-replay", replay)

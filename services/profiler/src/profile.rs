@@ -461,6 +461,54 @@ pub fn unsubscribe(profile: &mut Profile, id: &str) -> bool {
     profile.subscriptions.len() < before
 }
 
+/// What a one-click unsubscribe changed in a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// Nothing was left to remove.
+    Nothing,
+    /// The scope's channel left its subscriptions.
+    Subscriptions,
+    /// The consent to the scope's channel was withdrawn.
+    Consent,
+}
+
+/// Removes from `profile` exactly what a verified one-click unsubscribe `scope` names (its
+/// recipient is the caller's business): its channel from each of its subscriptions, a
+/// subscription left without channels going entirely (others of the profile are not
+/// touched); or, when it names no subscription (the message came by a policy's audience
+/// alone), the consent of every contact on its channel. Doing it again changes nothing.
+pub fn unsubscribe_scope(profile: &mut Profile, scope: &zhida_unsubscribe::Scope) -> Unsubscribed {
+    let channel = scope.channel as i32;
+    if scope.subscriptions.is_empty() {
+        let mut withdrawn = false;
+        for contact in &mut profile.contacts {
+            if contact.channel == channel && contact.consent {
+                contact.consent = false;
+                withdrawn = true;
+            }
+        }
+        return if withdrawn {
+            Unsubscribed::Consent
+        } else {
+            Unsubscribed::Nothing
+        };
+    }
+    let mut changed = false;
+    profile.subscriptions.retain_mut(|s| {
+        if !scope.subscriptions.contains(&s.id) || !s.channels.contains(&channel) {
+            return true;
+        }
+        changed = true;
+        s.channels.retain(|c| *c != channel);
+        !s.channels.is_empty()
+    });
+    if changed {
+        Unsubscribed::Subscriptions
+    } else {
+        Unsubscribed::Nothing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use zhida_proto::events::v1::Contact;
@@ -699,5 +747,77 @@ mod tests {
             .map(|s| s.id.as_str())
             .collect();
         assert_eq!(ids, ["b"]);
+    }
+
+    #[test]
+    fn a_token_scope_removes_its_channel_from_its_subscriptions_only_once() {
+        use zhida_unsubscribe::Scope;
+        let with = |id: &str, channels: &[Channel]| Subscription {
+            id: id.into(),
+            tags: vec!["housing".into()],
+            channels: channels.iter().map(|c| *c as i32).collect(),
+            ..Subscription::default()
+        };
+        let mut profile = Profile {
+            subscriptions: vec![
+                with("a", &[Channel::Email]),
+                with("b", &[Channel::Email, Channel::Inbox]),
+                with("c", &[Channel::Email]),
+                with("d", &[Channel::Inbox]),
+            ],
+            ..Profile::default()
+        };
+        let scope = Scope::new("c-1", Channel::Email, ["a", "b", "d", "gone"]);
+        assert_eq!(
+            unsubscribe_scope(&mut profile, &scope),
+            Unsubscribed::Subscriptions
+        );
+        let left: Vec<(&str, &[i32])> = profile
+            .subscriptions
+            .iter()
+            .map(|s| (s.id.as_str(), s.channels.as_slice()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("b", &[Channel::Inbox as i32][..]),
+                ("c", &[Channel::Email as i32][..]),
+                ("d", &[Channel::Inbox as i32][..]),
+            ],
+            "a gone, b keeps its inbox, c (not in the token) and d (no email) untouched"
+        );
+        let before = profile.clone();
+        assert_eq!(
+            unsubscribe_scope(&mut profile, &scope),
+            Unsubscribed::Nothing
+        );
+        assert_eq!(profile, before);
+    }
+
+    #[test]
+    fn an_audience_token_withdraws_consent_on_its_channel_only() {
+        use zhida_unsubscribe::Scope;
+        let contact = |channel: Channel| Contact {
+            channel: channel as i32,
+            address: "x".into(),
+            consent: true,
+        };
+        let mut profile = Profile {
+            contacts: vec![contact(Channel::Email), contact(Channel::Sms)],
+            subscriptions: vec![subscription("a", "housing")],
+            ..Profile::default()
+        };
+        let scope = Scope::new("c-1", Channel::Email, []);
+        assert_eq!(
+            unsubscribe_scope(&mut profile, &scope),
+            Unsubscribed::Consent
+        );
+        let consent: Vec<bool> = profile.contacts.iter().map(|c| c.consent).collect();
+        assert_eq!(consent, [false, true]);
+        assert_eq!(profile.subscriptions.len(), 1, "subscriptions stay");
+        assert_eq!(
+            unsubscribe_scope(&mut profile, &scope),
+            Unsubscribed::Nothing
+        );
     }
 }

@@ -42,6 +42,8 @@ const LEASE_SLACK: Duration = Duration::from_secs(10);
 pub(crate) enum Change {
     Put(Box<Profile>),
     Delete,
+    /// Nothing to write (an idempotent call found its work done): no append.
+    Keep,
 }
 
 impl Change {
@@ -83,7 +85,7 @@ impl Writer {
         let lease = self.lease(subject).await?;
         let taken = Instant::now();
         let result = self.change_leased(subject, &lease, taken, decide).await;
-        let written = result.as_ref().ok().copied();
+        let written = result.as_ref().ok().copied().flatten();
         match self.leases.release(subject, &lease.token, written).await {
             Ok(true) => {}
             Ok(false) if written.is_some() => return Err(Error::LeaseLost),
@@ -117,7 +119,7 @@ impl Writer {
         lease: &Lease,
         taken: Instant,
         decide: impl FnOnce(Option<&Profile>) -> Result<Change>,
-    ) -> Result<LogPosition> {
+    ) -> Result<Option<LogPosition>> {
         if let Some(at) = lease.last_write {
             let deadline = tokio::time::Instant::now() + REPLAY_WAIT;
             if !self.replica.seen(subject, at, deadline).await {
@@ -139,6 +141,7 @@ impl Writer {
                 self.producer.emit(subject, &event).await
             }
             Change::Delete => self.producer.tombstone(Topic::Profiles, subject).await,
+            Change::Keep => return Ok(None),
         }?;
         self.replica
             .wrote(subject, delivered.offset, |directory| match change {
@@ -146,11 +149,12 @@ impl Writer {
                 Change::Delete => {
                     directory.remove(subject);
                 }
+                Change::Keep => {}
             });
-        Ok(LogPosition {
+        Ok(Some(LogPosition {
             partition: delivered.partition,
             offset: delivered.offset,
-        })
+        }))
     }
 
     /// Takes `subject`'s write lease, waiting for a concurrent writer up to [`LEASE_WAIT`].

@@ -3,7 +3,8 @@
 //! `ZHIDA_SHUTDOWN_GRACE=30s` for the one top-level key).
 //!
 //! The runtime owns the layering, the validation and the sections every service shares
-//! ([`Config`]: gRPC, Kafka, store, telemetry); a component owns its own sections (the
+//! ([`Config`]: gRPC, Kafka, store, telemetry, and `[unsubscribe]`, whose keys the notifier
+//! signs with and the profiler verifies with); a component owns its own sections (the
 //! notifier's `[smtp]` and `[digest]`) as [`Sections`], loaded from the same file and
 //! variables by [`Config::load_with`]. Everything is validated at start, so a bad value
 //! stops the process with a message naming its key, and an unknown key is an error too.
@@ -16,6 +17,7 @@ use figment::{
     value::Dict,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+pub use zhida_unsubscribe::UnsubscribeConfig;
 
 /// The sections every Zhida service shares; each service reads the ones it needs. Each
 /// section denies unknown keys; unknown sections are denied by [`Config::load_with`], which
@@ -27,6 +29,9 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
+    /// One-click unsubscribe links: where they point, and the keys that sign (notifier)
+    /// and check (profiler) their tokens. Shared so both services read the same keys.
+    pub unsubscribe: UnsubscribeConfig,
     /// How long in-flight work may take to drain after SIGTERM before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -39,6 +44,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             store: StoreConfig::default(),
             telemetry: TelemetryConfig::default(),
+            unsubscribe: UnsubscribeConfig::default(),
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -286,7 +292,9 @@ impl Config {
         if self.store.delivery_lease < Duration::from_secs(1) {
             return invalid("store.delivery_lease", "must be at least 1s");
         }
-        Ok(())
+        self.unsubscribe
+            .validate()
+            .map_err(|e| ConfigError::invalid(e.key, e.reason))
     }
 }
 
@@ -345,6 +353,30 @@ mod tests {
             config.kafka.partitions, 3,
             "defaults fill what the file leaves out"
         );
+    }
+
+    #[test]
+    fn the_shared_unsubscribe_keys_load_from_the_file_and_bad_ones_name_their_key() {
+        let (config, _) = load(
+            "[unsubscribe]\nbase_url = \"https://zhida.example.gov.cn/u/\"\n\
+             keys = [{ id = \"k2\", secret = \"0123456789abcdef0123456789abcdef\" },\
+                     { id = \"k1\", secret = \"fedcba9876543210fedcba9876543210\" }]\n",
+        )
+        .expect("valid");
+        let ring = config.unsubscribe.keyring().expect("two keys");
+        assert!(format!("{ring:?}").contains("[\"k2\", \"k1\"]"), "{ring:?}");
+        let err = load("[unsubscribe]\nkeys = [{ id = \"k1\", secret = \"short\" }]\n")
+            .expect_err("a short secret");
+        assert!(
+            err.to_string().contains("unsubscribe.keys[0].secret")
+                && !err.to_string().contains("short\""),
+            "{err}"
+        );
+        let err = load("[unsubscribe]\nbase_url = \"https://x/u\"\n").expect_err("no slash");
+        assert!(err.to_string().contains("unsubscribe.base_url"), "{err}");
+        let (config, _) = load("").expect("no keys is a valid config");
+        let err = config.unsubscribe.keyring().expect_err("but no keyring");
+        assert_eq!(err.key, "unsubscribe.keys");
     }
 
     #[test]
