@@ -229,7 +229,12 @@ pub struct Mail {
     pub envelope_to: String,
     pub subject: String,
     pub message_id: String,
+    /// The plain-text part (the whole body of a single-part message).
     pub body: String,
+    /// The HTML part of a `multipart/alternative` message, or empty.
+    pub html: String,
+    /// The message as the server stored it (with the headers smtp-sink adds on top).
+    pub raw: Vec<u8>,
 }
 
 /// All complete messages in the SMTP dump whose envelope recipient ends with `suffix`.
@@ -267,8 +272,31 @@ pub fn mail_for(suffix: &str) -> Vec<Mail> {
         if !envelope_to.ends_with(suffix) {
             continue;
         }
-        let (Some(subject), Some(message_id), Ok(body)) =
-            (header("Subject"), header("Message-ID"), mail.get_body())
+        let part = |mimetype: &str| {
+            mail.subparts
+                .iter()
+                .find(|p| p.ctype.mimetype == mimetype)
+                .and_then(|p| p.get_body().ok())
+        };
+        let (body, html) = if mail.ctype.mimetype == "multipart/alternative" {
+            // Not yet complete without its closing boundary.
+            let end = format!(
+                "--{}--",
+                mail.ctype
+                    .params
+                    .get("boundary")
+                    .cloned()
+                    .unwrap_or_default()
+            );
+            if !bytes.windows(end.len()).any(|w| w == end.as_bytes()) {
+                continue;
+            }
+            (part("text/plain"), part("text/html").unwrap_or_default())
+        } else {
+            (mail.get_body().ok(), String::new())
+        };
+        let (Some(subject), Some(message_id), Some(body)) =
+            (header("Subject"), header("Message-ID"), body)
         else {
             continue;
         };
@@ -280,6 +308,8 @@ pub fn mail_for(suffix: &str) -> Vec<Mail> {
             subject,
             message_id,
             body,
+            html,
+            raw: bytes.clone(),
         });
     }
     out

@@ -40,6 +40,10 @@ impl Sections for NotifierConfig {
         if !self.smtp.from.contains('@') {
             return invalid("smtp.from", "must be a mailbox such as Name <a@b.cn>");
         }
+        if let Some(dkim) = &self.smtp.dkim {
+            // Reads and parses the key, so a bad one stops the process at start.
+            crate::channel::email::dkim::Dkim::load(dkim)?;
+        }
         self.sms
             .validate()
             .map_err(|e| ConfigError::invalid(e.key, e.reason))
@@ -71,6 +75,27 @@ pub struct SmtpConfig {
     pub file_dir: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// `[smtp.dkim]`: sign every email with this DKIM key. Absent: no signature.
+    pub dkim: Option<DkimConfig>,
+}
+
+/// A DKIM signing key and where its public half is published: the TXT record
+/// `<selector>._domainkey.<domain>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// The signing domain (`d=`), normally the domain of `smtp.from`.
+    pub domain: String,
+    /// The selector (`s=`), e.g. `zhida2026`; a new selector per key makes rotation easy.
+    pub selector: String,
+    /// A PEM private key: Ed25519 (`openssl genpkey -algorithm ed25519`) or RSA of at
+    /// least 1024 bits, 2048 recommended (`openssl genpkey -algorithm rsa
+    /// -pkeyopt rsa_keygen_bits:2048`), PKCS#8 or PKCS#1. Mount it from a secret.
+    pub key_file: String,
+    /// The PEM itself, held in memory instead of `key_file` (`zhida demo` generates one);
+    /// never read from or written to configuration.
+    #[serde(skip)]
+    pub key_pem: Option<SecretString>,
 }
 
 impl Default for SmtpConfig {
@@ -84,6 +109,7 @@ impl Default for SmtpConfig {
             from: "杨浦区政策直达 <zhida@yangpu.example.gov.cn>".into(),
             file_dir: "mail-out".into(),
             timeout: Duration::from_secs(10),
+            dkim: None,
         }
     }
 }
@@ -164,6 +190,13 @@ mod tests {
             ("[digest]\nsend_at = \"8:00\"\n", "digest.send_at"),
             ("[digest]\nperiod = \"0s\"\n", "digest.period"),
             ("[smtp]\nhots = \"typo\"\n", "hots"),
+            (
+                "[smtp.dkim]\ndomain = \"yangpu.example.gov.cn\"\nselector = \"z1\"\n\
+                 key_file = \"/nonexistent/dkim.pem\"\n",
+                "smtp.dkim.key_file",
+            ),
+            ("[smtp.dkim]\nselector = \"z1\"\n", "smtp.dkim.domain"),
+            ("[smtp.dkim]\ndomian = \"typo\"\n", "domian"),
         ] {
             let err = load(toml).expect_err(key);
             assert!(err.to_string().contains(key), "{toml}: {err}");

@@ -32,6 +32,9 @@ mod held;
 mod inbox_api;
 mod sender;
 mod sms;
+pub mod templates;
+
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use zhida_bus::{ConsumerSpec, Group, Producer, Topic};
@@ -42,9 +45,10 @@ use zhida_proto::notification::v1::{
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
+pub use channel::email::dkim::{Dkim, generate_ed25519_pem};
 pub use channel::email::mailer::{MailError, Mailer, redact};
 pub use channel::sms::mask as mask_mobile;
-pub use config::{DigestConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
+pub use config::{DigestConfig, DkimConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
 pub use sms::{HealthConfig, ProviderConfig, QuietHoursConfig, SmsConfig, SmsMode, TemplateConfig};
 
 /// The notifier's gRPC routes, its `delivery.requests` consumer and its digest runs; `own`
@@ -67,6 +71,12 @@ pub async fn component(
             receipts: stores.receipts(),
             producer: producer.clone(),
             shutdown: shutdown.token.clone(),
+            unsubscribe: Arc::new(
+                config
+                    .unsubscribe
+                    .keyring()
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+            ),
         },
     )?;
     let held_store = stores.batches("held-");

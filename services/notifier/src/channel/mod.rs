@@ -27,6 +27,8 @@ pub struct Resources {
     pub producer: Producer,
     /// Ends the channels' background work.
     pub shutdown: CancellationToken,
+    /// Signs the one-click unsubscribe links of email.
+    pub unsubscribe: Arc<zhida_unsubscribe::Keyring>,
 }
 
 /// How one attempt to reach a person ended.
@@ -74,7 +76,10 @@ impl Channels {
     /// without them it is left out, and SMS requests are dead-lettered with the reason.
     pub fn from_config(config: &NotifierConfig, resources: Resources) -> anyhow::Result<Self> {
         let mut channels = Self::default();
-        channels.register(email::Email::from_config(&config.smtp)?);
+        channels.register(email::Email::from_config(
+            &config.smtp,
+            resources.unsubscribe.clone(),
+        )?);
         channels.register(inbox::Inbox::new(
             resources.inbox.clone(),
             config.inbox.max_items,
