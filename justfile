@@ -50,5 +50,11 @@ bench-match:
 bench-rebuild:
     cargo bench -p zhida-profiler --bench rebuild
 
+# SMS/s from one notifier to the SMSC simulator (1 and 2 providers, with and without a
+# rate limit) beside one raw SMPP session; starts the real servers first.
+bench-sms:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench --bench sms
+
 # Every benchmark.
-bench: bench-match bench-rebuild
+bench: bench-match bench-rebuild bench-sms

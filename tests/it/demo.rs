@@ -56,7 +56,7 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         let to = m["to"].as_str().expect("to");
         assert!(to.starts_with("86") && to.contains("****"), "masked: {to}");
         assert_eq!(m["signature"], "【杨浦区政务】");
-        assert_eq!(m["template"], "policy-published");
+        assert_eq!(m["template"], "policy-published.v1");
         let text = m["text"].as_str().expect("text");
         assert!(text.starts_with("【杨浦区政务】"), "{text}");
         assert!(

@@ -63,7 +63,7 @@ impl Handler for Sender {
             recipient_id: request.recipient_id.clone(),
             channel,
         };
-        if request.frequency == Frequency::DailyDigest as i32 {
+        if request.frequency == Frequency::DailyDigest as i32 && sender.has_digest() {
             return self.hold(&self.digests, &key, &request).await;
         }
         if !request.urgent

@@ -59,6 +59,12 @@ pub trait Channel: Send + Sync {
         None
     }
 
+    /// Whether notices can wait for a daily digest on this channel; a channel without
+    /// one (SMS: no template lists several policies) sends digest requests at once.
+    fn has_digest(&self) -> bool {
+        true
+    }
+
     /// Sends the notice for `request`.
     async fn send(&self, request: &DeliveryRequested) -> Attempt;
 

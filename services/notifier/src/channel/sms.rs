@@ -46,8 +46,6 @@ use crate::sms::{
     template::{Params, RenderedSms},
 };
 
-/// The template every policy notice uses.
-pub(crate) const POLICY_TEMPLATE: &str = "policy-published";
 /// Throttle replies in a row at one provider before the message tries another.
 const THROTTLE_RETRIES: u32 = 8;
 /// How long a message id waits for its receipt (carriers give up within 72 h).
@@ -80,6 +78,8 @@ struct ReceiptSink {
 /// The SMS channel.
 pub struct Sms {
     templates: SmsTemplates,
+    /// The template a policy's SMS is rendered from (`sms.template`).
+    template: String,
     quiet: QuietHours,
     /// The policy page link: this prefix and the policy id.
     link_base: String,
@@ -114,6 +114,7 @@ impl Sms {
         };
         Ok(Self {
             templates: config.templates()?,
+            template: config.template.clone(),
             quiet: config.quiet_hours()?,
             link_base: config.link_base.clone(),
             file,
@@ -170,7 +171,7 @@ impl Sms {
         let smpp = zhida_smpp::Config::new(
             config.address.clone(),
             config.system_id.clone(),
-            config.password.clone(),
+            config.password()?,
         );
         let (session, receipts) = Session::connect(smpp)
             .await
@@ -314,6 +315,10 @@ impl Channel for Sms {
         quiet::release_at(now_unix, self.quiet, false)
     }
 
+    fn has_digest(&self) -> bool {
+        false
+    }
+
     async fn send(&self, request: &DeliveryRequested) -> Attempt {
         let Some(to) = destination(&request.address) else {
             return Attempt::Undeliverable {
@@ -329,7 +334,7 @@ impl Channel for Sms {
         };
         let sms = match self
             .templates
-            .render(POLICY_TEMPLATE, &request.language, &params)
+            .render(&self.template, &request.language, &params)
         {
             Ok(sms) => sms,
             Err(error) => {
@@ -417,8 +422,8 @@ impl Channel for Sms {
     }
 
     async fn send_digest(&self, _digest_id: &str, requests: &[DeliveryRequested]) -> Attempt {
-        // An SMS digest would be a list of titles no template was approved for: one
-        // notice per policy instead, each under its own delivery.
+        // Never asked (`has_digest` is false: digest requests go out one by one); an SMS
+        // digest would be a list of titles no template was approved for.
         Attempt::Refused {
             detail: format!(
                 "SMS has no daily digest ({} policies); SMS subscriptions are immediate",

@@ -74,7 +74,12 @@ pub struct SmsConfig {
     pub max_segments: u8,
     /// When no SMS goes out unless urgent.
     pub quiet_hours: QuietHoursConfig,
-    /// The approved templates, one per (id, language).
+    /// The template a published policy's SMS is rendered from (its id, with the
+    /// version: `policy-published.v1`); the recipient's language picks among its
+    /// translations, the first configured one when there is none in theirs.
+    pub template: String,
+    /// The approved templates, one per (id, language): by default the files under
+    /// `services/notifier/templates/sms/`; setting the list replaces them.
     pub templates: Vec<TemplateConfig>,
     /// The SMSCs to send through; none means the SMS channel cannot send.
     pub providers: Vec<ProviderConfig>,
@@ -85,23 +90,40 @@ pub struct SmsConfig {
     pub link_base: String,
 }
 
+/// The approved templates shipped with Zhida, as files in the repository
+/// (`services/notifier/templates/sms/<id>.<language>.txt`) compiled into the binary:
+/// `(id, language, text)`.
+const EMBEDDED_TEMPLATES: [(&str, &str, &str); 2] = [
+    (
+        "policy-published.v1",
+        "zh",
+        include_str!("../../templates/sms/policy-published.v1.zh.txt"),
+    ),
+    (
+        "policy-published.v1",
+        "en",
+        include_str!("../../templates/sms/policy-published.v1.en.txt"),
+    ),
+];
+
 impl Default for SmsConfig {
     fn default() -> Self {
-        let template = |language: &str, text: &str| TemplateConfig {
-            id: "policy-published".into(),
-            language: language.into(),
-            text: text.into(),
-        };
         SmsConfig {
             mode: SmsMode::Smpp,
             file: "sms-out/sms.jsonl".into(),
             signature: "【杨浦区政务】".into(),
             max_segments: 3,
             quiet_hours: QuietHoursConfig::default(),
-            templates: vec![
-                template("zh", "${department}发布了《${title}》，详情：${link}"),
-                template("en", "${department} published \"${title}\": ${link}"),
-            ],
+            template: "policy-published.v1".into(),
+            templates: EMBEDDED_TEMPLATES
+                .iter()
+                .map(|(id, language, text)| TemplateConfig {
+                    id: (*id).into(),
+                    language: (*language).into(),
+                    // The file's final line break is not part of the message.
+                    text: text.trim_end_matches('\n').into(),
+                })
+                .collect(),
             providers: Vec::new(),
             health: HealthConfig::default(),
             link_base: "https://zc.yangpu.example.gov.cn/p/".into(),
@@ -151,8 +173,12 @@ pub struct ProviderConfig {
     /// `system_id` to bind with (at most 15 octets).
     pub system_id: String,
     /// `password` to bind with (at most 8 octets); never serialized or logged.
-    #[serde(skip_serializing)]
+    #[serde(skip_serializing, default = "no_password")]
     pub password: SecretString,
+    /// Or the environment variable that holds it (e.g. from a Kubernetes Secret), so the
+    /// file itself can stay in a ConfigMap: `ZHIDA_SMSC_TELECOM_PASSWORD`.
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// Share of the traffic while all is well; 0 makes it a standby. Default 1.
     #[serde(default = "one")]
     pub weight: u32,
@@ -167,7 +193,21 @@ fn one() -> u32 {
     1
 }
 
+fn no_password() -> SecretString {
+    SecretString::from("")
+}
+
 impl ProviderConfig {
+    /// The password to bind with: `password_env`'s value when it names a variable.
+    pub(crate) fn password(&self) -> Result<SecretString, String> {
+        match &self.password_env {
+            Some(name) => std::env::var(name)
+                .map(SecretString::from)
+                .map_err(|_| format!("the environment variable {name} is not set")),
+            None => Ok(self.password.clone()),
+        }
+    }
+
     /// A full token bucket at this provider's rate, recovering from a throttle over
     /// `health.throttle_recovery`.
     pub(crate) fn bucket(&self, health: &HealthConfig, now: Instant) -> TokenBucket {
@@ -246,6 +286,12 @@ impl SmsConfig {
     /// The first problem is the error.
     pub(crate) fn validate(&self) -> Result<(), SmsConfigError> {
         self.templates()?;
+        if !self.templates.iter().any(|t| t.id == self.template) {
+            return invalid(
+                "sms.template",
+                format!("no [[sms.templates]] has the id {}", self.template),
+            );
+        }
         self.quiet_hours()?;
         self.providers()?;
         let link = &self.link_base;
@@ -326,9 +372,18 @@ impl SmsConfig {
                 );
             }
             octets("system_id", &provider.system_id, MAX_SYSTEM_ID)?;
-            if provider.password.expose_secret().len() > MAX_PASSWORD {
-                let reason = format!("must be at most {MAX_PASSWORD} octets");
-                return invalid(key("password"), reason);
+            let field = if provider.password_env.is_some() {
+                "password_env"
+            } else {
+                "password"
+            };
+            match provider.password() {
+                Err(reason) => return invalid(key(field), reason),
+                Ok(password) if password.expose_secret().len() > MAX_PASSWORD => {
+                    let reason = format!("must be at most {MAX_PASSWORD} octets");
+                    return invalid(key(field), reason);
+                }
+                Ok(_) => {}
             }
             octets("source_addr", &provider.source_addr, MAX_SOURCE_ADDR)?;
             if !(provider.rate_per_second.is_finite() && provider.rate_per_second > 0.0) {
@@ -413,12 +468,12 @@ signature = "【杨浦区政务】"
 quiet_hours = { start = "21:00", end = "08:00" }
 
 [[sms.templates]]
-id = "policy-published"
+id = "policy-published.v1"
 language = "zh"
 text = "${department}发布了《${title}》，详情：${link}"
 
 [[sms.templates]]
-id = "policy-published"
+id = "policy-published.v1"
 language = "en"
 text = "${department} published \"${title}\": ${link}"
 
@@ -482,7 +537,7 @@ cool_down = "10s"
             .templates()
             .expect("valid")
             .render(
-                "policy-published",
+                "policy-published.v1",
                 "zh",
                 &Params {
                     title: "杨浦区促进科技创新若干政策",
@@ -499,12 +554,32 @@ cool_down = "10s"
     }
 
     #[test]
+    fn every_template_file_is_compiled_in() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/sms");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("templates/sms")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut embedded: Vec<String> = EMBEDDED_TEMPLATES
+            .iter()
+            .map(|(id, language, _)| format!("{id}.{language}.txt"))
+            .collect();
+        embedded.sort();
+        assert_eq!(
+            files, embedded,
+            "a new file needs a line in EMBEDDED_TEMPLATES"
+        );
+    }
+
+    #[test]
     fn a_bad_value_names_its_key() {
         let provider = ProviderConfig {
             name: "telecom".into(),
             address: "127.0.0.1:2775".into(),
             system_id: "zhida".into(),
             password: "secret".into(),
+            password_env: None,
             weight: 1,
             rate_per_second: 10.0,
             source_addr: "10690000".into(),
@@ -536,6 +611,10 @@ cool_down = "10s"
                 "sms.templates: at least one",
             ),
             (
+                Box::new(|c| c.template = "policy-published.v2".into()),
+                "sms.template: no [[sms.templates]] has the id policy-published.v2",
+            ),
+            (
                 Box::new(|c| c.signature = "杨浦区政务".into()),
                 "sms.signature: must be 【…】",
             ),
@@ -562,6 +641,12 @@ cool_down = "10s"
             (
                 Box::new(|c| c.providers[0].password = "123456789".into()),
                 "sms.providers[0].password: must be at most 8 octets",
+            ),
+            (
+                Box::new(|c| {
+                    c.providers[0].password_env = Some("ZHIDA_TEST_NO_SUCH_VARIABLE".into())
+                }),
+                "sms.providers[0].password_env: the environment variable ZHIDA_TEST_NO_SUCH_VARIABLE is not set",
             ),
             (
                 Box::new(|c| c.providers[0].source_addr = String::new()),
