@@ -106,25 +106,19 @@ mod tests {
         };
         assert_eq!(page("c-gone").await, 0);
         assert_eq!(page("c-stays").await, 1);
-        let closed: Vec<String> = digests
-            .close()
-            .await
-            .expect("close")
-            .into_iter()
-            .map(|k| k.recipient_id)
-            .collect();
-        assert_eq!(
-            closed,
-            ["c-stays"],
-            "only the deleted subject's digest is gone"
-        );
-        let held: Vec<String> = held
-            .close()
-            .await
-            .expect("close")
-            .into_iter()
-            .map(|k| k.recipient_id)
-            .collect();
-        assert_eq!(held, ["c-stays"], "and its held SMS");
+        for (batches, what) in [(digests, "digest"), (held, "held SMS")] {
+            let left: Vec<String> = batches
+                .close()
+                .await
+                .expect("close")
+                .into_iter()
+                .map(|k| k.recipient_id)
+                .collect();
+            assert_eq!(
+                left,
+                ["c-stays"],
+                "only the deleted subject's {what} is gone"
+            );
+        }
     }
 }

@@ -109,35 +109,10 @@ impl Sender {
             }
             Begin::Acquired(token) => token,
         };
-        let outcome = match send().await {
-            Attempt::Sent { detail } => Outcome {
-                state: OutcomeState::Sent,
-                detail,
-            },
-            Attempt::Refused { detail } => {
-                tracing::warn!(
-                    policy_id = key.policy_id,
-                    recipient_id = key.recipient_id,
-                    detail,
-                    "delivery refused"
-                );
-                Outcome {
-                    state: OutcomeState::Failed,
-                    detail,
-                }
-            }
-            Attempt::Undeliverable { detail } => {
-                tracing::warn!(
-                    policy_id = key.policy_id,
-                    recipient_id = key.recipient_id,
-                    detail,
-                    "recipient unreachable on this channel"
-                );
-                Outcome {
-                    state: OutcomeState::Undeliverable,
-                    detail,
-                }
-            }
+        let (state, detail) = match send().await {
+            Attempt::Sent { detail } => (OutcomeState::Sent, detail),
+            Attempt::Refused { detail } => (OutcomeState::Failed, detail),
+            Attempt::Undeliverable { detail } => (OutcomeState::Undeliverable, detail),
             Attempt::Retry { detail } => {
                 if let Err(e) = self.ledger.abandon(key, &token).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
@@ -145,6 +120,16 @@ impl Sender {
                 return Err(HandleError::Transient(detail));
             }
         };
+        if state != OutcomeState::Sent {
+            tracing::warn!(
+                policy_id = key.policy_id,
+                recipient_id = key.recipient_id,
+                detail,
+                outcome = ?state,
+                "delivery not possible; recorded, not retried"
+            );
+        }
+        let outcome = Outcome { state, detail };
         self.record(key, &outcome).await?;
         Ok(outcome)
     }
