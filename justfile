@@ -56,5 +56,10 @@ bench-sms:
     deploy/servers.sh up
     eval "$(deploy/servers.sh env)" && cargo bench --bench sms
 
+# Emails/s through the email channel with DKIM off, Ed25519 and RSA-2048, side by side
+# (render + sign alone, and via SMTP to a Postfix smtp-sink the bench starts itself).
+bench-email:
+    cargo bench -p zhida-notifier --bench email
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms
+bench: bench-match bench-rebuild bench-sms bench-email

@@ -45,9 +45,12 @@ use zhida_proto::notification::v1::{
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
 
+pub use channel::email::Email;
 pub use channel::email::dkim::{Dkim, generate_ed25519_pem};
+pub use channel::email::mailer::from_config as mailer;
 pub use channel::email::mailer::{MailError, Mailer, redact};
 pub use channel::sms::mask as mask_mobile;
+pub use channel::{Attempt, Channel};
 pub use config::{DigestConfig, DkimConfig, InboxConfig, NotifierConfig, SmtpConfig, SmtpMode};
 pub use sms::{HealthConfig, ProviderConfig, QuietHoursConfig, SmsConfig, SmsMode, TemplateConfig};
 

@@ -1,0 +1,230 @@
+//! `just bench-email`: emails per second through the notifier's email channel with DKIM
+//! signing off, with an Ed25519 key and with an RSA-2048 key, side by side in one run:
+//! - **render + sign**: the message built from the templates (multipart/alternative, the
+//!   unsubscribe token), signed, and serialised for the wire; no I/O;
+//! - **via SMTP**: the same, handed over one at a time (as one consumer sends) to a
+//!   Postfix `smtp-sink` this bench starts on a free port without a dump, so nothing is
+//!   written to disk (the servers' `deploy/servers.sh up` installs it).
+//!
+//! `BENCH_EMAILS` messages per cell (default 2000), after a warm-up of 50.
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use lettre::Message;
+use secrecy::SecretString;
+use zhida_notifier::{
+    Channel as _, DkimConfig, Email, MailError, Mailer, SmtpConfig, generate_ed25519_pem,
+};
+use zhida_proto::events::v1::{Channel, DeliveryRequested};
+use zhida_unsubscribe::{Keyring, UnsubscribeConfig};
+
+const WARM_UP: usize = 50;
+
+/// Serialises each message as the SMTP transport would, and drops it.
+struct Serialise;
+
+#[async_trait]
+impl Mailer for Serialise {
+    async fn send(&self, message: Message) -> Result<String, MailError> {
+        Ok(message.formatted().len().to_string())
+    }
+}
+
+/// A Postfix smtp-sink on a free port, stopped when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+}
+
+impl Sink {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut command = Command::new("/usr/sbin/smtp-sink");
+        if root {
+            command.args(["-u", "root"]);
+        }
+        let child = command
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("64")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let sink = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(sink)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RSA-2048 key from `openssl genpkey`, if openssl is there.
+fn rsa_2048() -> Option<SecretString> {
+    let output = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "rsa",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let pem = String::from_utf8(output.stdout).ok()?;
+    pem.contains("PRIVATE KEY").then(|| SecretString::from(pem))
+}
+
+fn request(i: usize) -> DeliveryRequested {
+    DeliveryRequested {
+        policy_id: "pol-bench-1".into(),
+        recipient_id: format!("c-{i:06}"),
+        channel: Channel::Email as i32,
+        address: format!("resident{i}@example.cn"),
+        recipient_name: "王芳".into(),
+        title: "杨浦区高校毕业生就业见习补贴".into(),
+        body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴。".repeat(6),
+        department: "区人力资源社会保障局".into(),
+        service_url: "https://zwdt.sh.gov.cn/".into(),
+        reason: "您订阅了政策标签“employment”".into(),
+        subscription_id: "sub-0123456789abcdef".into(),
+        ..DeliveryRequested::default()
+    }
+}
+
+fn dkim(pem: &SecretString) -> DkimConfig {
+    DkimConfig {
+        domain: "yangpu.example.gov.cn".into(),
+        selector: "bench".into(),
+        key_file: String::new(),
+        key_pem: Some(pem.clone()),
+    }
+}
+
+/// Emails per second through `email`.
+async fn rate(email: &Email, n: usize) -> f64 {
+    for i in 0..WARM_UP {
+        email.send(&request(i)).await;
+    }
+    let started = Instant::now();
+    for i in 0..n {
+        let attempt = email.send(&request(WARM_UP + i)).await;
+        assert!(
+            matches!(attempt, zhida_notifier::Attempt::Sent { .. }),
+            "{attempt:?}"
+        );
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn cpu() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cores}× {model}")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("BENCH_EMAILS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let keyring: Arc<Keyring> = Arc::new(
+        UnsubscribeConfig::default()
+            .with_generated_key("bench")
+            .keyring()?,
+    );
+    let from = SmtpConfig::default().from;
+    let mut keys = vec![
+        ("DKIM off", None),
+        ("Ed25519", Some(generate_ed25519_pem())),
+    ];
+    match rsa_2048() {
+        Some(pem) => keys.push(("RSA-2048", Some(pem))),
+        None => eprintln!("openssl not found: no RSA-2048 column"),
+    }
+    let sink = Sink::start();
+    if sink.is_none() {
+        eprintln!("/usr/sbin/smtp-sink not found (deploy/servers.sh up installs it): no SMTP row");
+    }
+
+    let mut offline = Vec::new();
+    let mut smtp = Vec::new();
+    for (_, pem) in &keys {
+        let signer = || {
+            pem.as_ref()
+                .map(|pem| zhida_notifier::Dkim::load(&dkim(pem)))
+                .transpose()
+        };
+        let email = Email::new(Box::new(Serialise), &from, keyring.clone(), signer()?)?;
+        offline.push(rate(&email, n).await);
+        if let Some(sink) = &sink {
+            let config = SmtpConfig {
+                host: "127.0.0.1".into(),
+                port: sink.port,
+                ..SmtpConfig::default()
+            };
+            let email = Email::new(
+                zhida_notifier::mailer(&config)?,
+                &from,
+                keyring.clone(),
+                signer()?,
+            )?;
+            smtp.push(rate(&email, n).await);
+        }
+    }
+
+    println!(
+        "\nemails/s through the email channel, {n} notices per cell, one at a time ({}):",
+        cpu()
+    );
+    print!("{:<28}", "");
+    for (name, _) in &keys {
+        print!("{name:>12}");
+    }
+    println!();
+    let row = |label: &str, rates: &[f64]| {
+        print!("{label:<28}");
+        for r in rates {
+            print!("{:>12.0}", r);
+        }
+        if let (Some(off), Some(ed)) = (rates.first(), rates.get(1)) {
+            print!("   Ed25519 = {:.0}% of off", ed / off * 100.0);
+        }
+        println!();
+    };
+    row("render + sign (no I/O)", &offline);
+    if !smtp.is_empty() {
+        row("via SMTP to smtp-sink", &smtp);
+    }
+    Ok(())
+}
