@@ -46,6 +46,51 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         .count();
     assert_eq!(emails, 5);
 
+    // Every email is signed with the key dkim-dns.txt publishes, and carries the one-click
+    // unsubscribe headers and both parts.
+    let record = std::fs::read_to_string(out.path().join("dkim-dns.txt")).expect("dkim-dns.txt");
+    assert!(
+        record.starts_with(
+            "zhida-demo._domainkey.yangpu.example.gov.cn IN TXT \"v=DKIM1; k=ed25519; p="
+        ),
+        "{record}"
+    );
+    let public = crate::dkim::public_key(record.trim()).expect("an Ed25519 record");
+    for entry in std::fs::read_dir(out.path()).expect("out dir").flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let raw = std::fs::read(&path).expect("eml");
+        let text = String::from_utf8_lossy(&raw);
+        let verified = crate::dkim::verify(&raw, &public)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+        assert!(
+            verified
+                .headers
+                .iter()
+                .any(|h| h == "list-unsubscribe-post"),
+            "{verified:?}"
+        );
+        assert!(
+            text.contains("\r\nList-Unsubscribe: <https://zhida.yangpu.example.gov.cn/u/demo."),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-Type: multipart/alternative;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-Type: text/html; charset=utf-8"),
+            "{text}"
+        );
+    }
+    assert!(stdout.contains("v=DKIM1; k=ed25519; p="), "{stdout}");
+
     let sms = std::fs::read_to_string(out.path().join("sms.jsonl")).expect("sms.jsonl");
     let sms: Vec<serde_json::Value> = sms
         .lines()
