@@ -491,3 +491,67 @@ async fn an_smtp_5xx_for_the_recipient_ends_as_undeliverable_and_is_not_retried(
     .await;
     assert_eq!(statuses, 1);
 }
+
+/// A DKIM key that cannot be used stops the notifier at start, naming the key's setting and
+/// never echoing the file.
+#[test]
+fn a_bad_dkim_key_stops_the_notifier_at_start_naming_smtp_dkim_key_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("dkim.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LW5vdC1hLWtleQ==\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("written");
+    let missing = dir.path().join("missing.pem");
+    for (key_file, fails) in [
+        (&garbage, "neither an Ed25519 nor an RSA"),
+        (&missing, "cannot read"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zhida"))
+            .args(["serve", "notifier"])
+            .env("ZHIDA_KAFKA__BROKERS", "127.0.0.1:1")
+            .env("ZHIDA_KAFKA__CREATE_TOPICS", "false")
+            .env("ZHIDA_STORE__BACKEND", "memory")
+            .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")
+            .env(
+                "ZHIDA_UNSUBSCRIBE__KEYS",
+                format!(
+                    "[{{id=\"{UNSUBSCRIBE_KEY_ID}\",secret=\"{}\"}}]",
+                    crate::helpers::UNSUBSCRIBE_SECRET
+                ),
+            )
+            .env("ZHIDA_SMTP__DKIM__DOMAIN", DOMAIN)
+            .env("ZHIDA_SMTP__DKIM__SELECTOR", SELECTOR)
+            .env("ZHIDA_SMTP__DKIM__KEY_FILE", key_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("zhida runs");
+        // It must stop by itself; one that serves instead fails the test, not hangs it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the notifier started with an unusable DKIM key");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("stderr read");
+        assert!(!status.success(), "{stderr}");
+        assert!(
+            stderr.contains("smtp.dkim.key_file") && stderr.contains(fails),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("c2VjcmV0"),
+            "the key file is not echoed: {stderr}"
+        );
+    }
+}

@@ -77,26 +77,34 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
+/// Checks what `[smtp.dkim]` says without reading the key (every service loads the
+/// notifier's sections, and only the notifier may read the key file).
+pub fn check(config: &DkimConfig) -> Result<(), ConfigError> {
+    if !is_dns_name(&config.domain) {
+        return Err(invalid(
+            "domain",
+            "must be the signing domain, e.g. yangpu.example.gov.cn",
+        ));
+    }
+    if !is_dns_name(&config.selector) {
+        return Err(invalid("selector", "must be a DNS label such as zhida2026"));
+    }
+    if config.key_pem.is_none() && config.key_file.trim().is_empty() {
+        return Err(invalid(
+            "key_file",
+            "required: the path of a PEM private key (Ed25519 or RSA)",
+        ));
+    }
+    Ok(())
+}
+
 impl Dkim {
-    /// Reads and checks the key `config` names; errors name the key at fault.
+    /// Checks `config` and reads and parses the key it names (at the notifier's start);
+    /// errors name the key at fault and never quote the key.
     pub fn load(config: &DkimConfig) -> Result<Self, ConfigError> {
-        if !is_dns_name(&config.domain) {
-            return Err(invalid(
-                "domain",
-                "must be the signing domain, e.g. yangpu.example.gov.cn",
-            ));
-        }
-        if !is_dns_name(&config.selector) {
-            return Err(invalid("selector", "must be a DNS label such as zhida2026"));
-        }
+        check(config)?;
         let pem = match &config.key_pem {
             Some(pem) => pem.clone(),
-            None if config.key_file.trim().is_empty() => {
-                return Err(invalid(
-                    "key_file",
-                    "required: the path of a PEM private key (Ed25519 or RSA)",
-                ));
-            }
             None => SecretString::from(std::fs::read_to_string(&config.key_file).map_err(|e| {
                 invalid("key_file", format!("cannot read {}: {e}", config.key_file))
             })?),
