@@ -1,14 +1,16 @@
 //! `just bench-sms`: SMS submitted per second to the SMSC simulator by one `zhida serve
 //! notifier` process (real tansu, Redis and simulator, started by `deploy/servers.sh`),
 //! with one provider and with two, each without a rate limit and under a contracted rate
-//! (`BENCH_SMS_RATE` per provider, default 250/s); beside them, in the same run, the raw
-//! rate of one SMPP session of `zhida-smpp` pipelining submits (window 10) to the same
-//! simulator: the baseline the notifier's rates are a share of.
+//! (`BENCH_SMS_RATE` per provider, default 100/s: below what one notifier submits, so the
+//! contract is the limit; the first second's burst counts too); beside them, in the same
+//! run, the raw rate of one SMPP session of `zhida-smpp` pipelining submits (window 10) to
+//! the same simulator: the baseline the notifier's rates are a share of.
 //!
 //! Each notifier run gets its own topics, keys and system_ids; its `BENCH_SMS` requests
-//! (default 2000, one-segment notices) are produced first, then the notifier starts, and
-//! the rate is the count over the span between the first and the last submit the
-//! simulator recorded (its dump's `received_at`), so start-up is not counted.
+//! (default 2000, one-segment urgent notices, so quiet hours do not hold them) are produced
+//! first, then the notifier starts, and the rate is the count over the span between the
+//! first and the last submit the simulator recorded (its dump's `received_at`), so
+//! start-up is not counted.
 
 use std::{
     path::PathBuf,
@@ -173,6 +175,11 @@ async fn notifier(run: &str, providers: usize, rate: usize, count: usize) -> f64
         .env("ZHIDA_STORE__KEY_PREFIX", format!("bench:{id}:"))
         .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")
         .env("ZHIDA_TELEMETRY__LOG_FILTER", "warn")
+        // The notifier signs email unsubscribe links: it needs a key to start.
+        .env(
+            "ZHIDA_UNSUBSCRIBE__KEYS",
+            r#"[{id="bench",secret="zhida-bench-unsubscribe-secret-0123456789"}]"#,
+        )
         .stdin(Stdio::null())
         .spawn()
         .expect("zhida serve notifier");
@@ -181,6 +188,9 @@ async fn notifier(run: &str, providers: usize, rate: usize, count: usize) -> f64
         let (done, span) = recorded(&ports, &system_ids);
         if done >= count {
             break done as f64 / span;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("zhida serve notifier exited early: {status}");
         }
         if Instant::now() > deadline {
             break f64::NAN;
@@ -195,7 +205,7 @@ async fn notifier(run: &str, providers: usize, rate: usize, count: usize) -> f64
 #[tokio::main]
 async fn main() {
     let count = number("BENCH_SMS", 2000);
-    let rate = number("BENCH_SMS_RATE", 250);
+    let rate = number("BENCH_SMS_RATE", 100);
     let first = var("ZHIDA_TEST_SMPP")
         .split(',')
         .next()
