@@ -99,7 +99,12 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.grpc.listen).await?;
     let addr = listener.local_addr()?;
     let components = crate::components(Service::All, &config, &notifier, &shutdown).await?;
-    let server = tokio::spawn(zhida_runtime::serve(components, listener, shutdown.clone()));
+    let server = tokio::spawn(zhida_runtime::serve(
+        components,
+        listener,
+        shutdown.clone(),
+        config.grpc.limits(),
+    ));
 
     let result = drive(&format!("http://{addr}"), &out).await;
     shutdown.token.cancel();

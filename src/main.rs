@@ -203,7 +203,12 @@ async fn serve_until_stopped(
         .await
         .with_context(|| format!("binding grpc.listen {}", config.grpc.listen))?;
     let components = components(service, config, notifier, shutdown).await?;
-    let mut server = tokio::spawn(zhida_runtime::serve(components, listener, shutdown.clone()));
+    let mut server = tokio::spawn(zhida_runtime::serve(
+        components,
+        listener,
+        shutdown.clone(),
+        config.grpc.limits(),
+    ));
     tokio::select! {
         result = &mut server => return result?,
         _ = shutdown.token.cancelled() => {}

@@ -12,6 +12,7 @@ mod e2e;
 mod email;
 mod helpers;
 mod inbox;
+mod limits;
 mod profiles;
 mod serve;
 mod sms;

@@ -139,5 +139,5 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let component = component(&config, &own, &shutdown).await?;
-    zhida_runtime::serve(vec![component], listener, shutdown).await
+    zhida_runtime::serve(vec![component], listener, shutdown, config.grpc.limits()).await
 }

@@ -55,12 +55,38 @@ impl Default for Config {
 pub struct GrpcConfig {
     /// Address the gRPC server listens on; port 0 picks a free one.
     pub listen: String,
+    /// Largest request a call may send, in bytes; more is `RESOURCE_EXHAUSTED`.
+    pub max_request_bytes: usize,
+    /// Write calls (publish, profile writes, MarkRead, …) per second each caller's token
+    /// bucket refills with; beyond it `RESOURCE_EXHAUSTED` with RetryInfo. 0: no limit.
+    pub write_rate_per_second: f64,
+    /// Write calls a caller may make in a burst after being idle.
+    pub write_burst: u32,
+    /// Server streams (`StreamInbox`, …) one caller may hold open at once.
+    pub max_streams_per_caller: u32,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
+        let limits = crate::limits::LimitsConfig::default();
         Self {
             listen: "0.0.0.0:50051".into(),
+            max_request_bytes: limits.max_request_bytes,
+            write_rate_per_second: limits.write_rate_per_second,
+            write_burst: limits.write_burst,
+            max_streams_per_caller: limits.max_streams_per_caller,
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// The limits the gRPC host enforces per caller ([`crate::limits`]).
+    pub fn limits(&self) -> crate::limits::LimitsConfig {
+        crate::limits::LimitsConfig {
+            max_request_bytes: self.max_request_bytes,
+            write_rate_per_second: self.write_rate_per_second,
+            write_burst: self.write_burst,
+            max_streams_per_caller: self.max_streams_per_caller,
         }
     }
 }
@@ -273,6 +299,9 @@ impl Config {
         let invalid = |key, reason| Err(ConfigError::invalid(key, reason));
         if self.grpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("grpc.listen", "must be an ip:port such as 0.0.0.0:50051");
+        }
+        if let Err((key, reason)) = self.grpc.limits().validate() {
+            return Err(ConfigError::invalid(key, reason));
         }
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "must name at least one host:port");

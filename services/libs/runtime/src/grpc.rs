@@ -105,6 +105,7 @@ pub async fn serve(
     components: Vec<Component>,
     listener: TcpListener,
     shutdown: Shutdown,
+    limits: crate::limits::LimitsConfig,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -217,6 +218,8 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .layer(RpcSpanLayer)
+        // After authentication: it counts per principal.
+        .layer(crate::limits::LimitsLayer::new(limits))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, async move {
             token.cancelled().await;

@@ -7,6 +7,7 @@ pub mod district;
 pub mod grpc;
 pub mod ids;
 pub mod layers;
+pub mod limits;
 pub mod shutdown;
 pub mod telemetry;
 
