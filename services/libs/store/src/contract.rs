@@ -3,6 +3,6 @@
 //! store keeps its own beside its implementations (`<store>/contract.rs`).
 
 pub use crate::{
-    digest::contract::*, feed::contract::*, inbox::contract::*, lease::contract::*,
-    ledger::contract::*, receipt::contract::*,
+    digest::contract::*, feed::contract::*, inbox::contract::*, keys::contract::*,
+    lease::contract::*, ledger::contract::*, receipt::contract::*,
 };

@@ -8,7 +8,9 @@
 //!   marks and a wait for new items that serves a stream;
 //! - [`WriteLeases`]: one writer at a time per key, handing on where its last write landed;
 //! - [`ReceiptIndex`]: which delivery an SMS provider's message id belongs to, taken once
-//!   when its delivery receipt arrives.
+//!   when its delivery receipt arrives;
+//! - [`SubjectKeys`]: each subject's data key, which seals its contact addresses and which
+//!   deleting the profile destroys.
 //!
 //! The crate is organised by store, not by backend: each store is one folder, `mod.rs`
 //! with its trait, key and value types, `redis.rs` and `memory.rs` with its two
@@ -21,6 +23,7 @@ pub mod contract;
 mod digest;
 mod feed;
 mod inbox;
+mod keys;
 mod lease;
 mod ledger;
 mod receipt;
@@ -32,6 +35,7 @@ pub use feed::{Feed, FeedEntry, FeedReadError, MemoryFeed, RedisFeed};
 pub use inbox::{
     Inbox, InboxItem, InboxPage, InboxReadError, MarkRead, MemoryInbox, RedisInbox, WAIT_BATCH,
 };
+pub use keys::{MemorySubjectKeys, RedisSubjectKeys, SubjectKeys};
 pub use lease::{
     LAST_WRITE_TTL, Lease, LogPosition, MemoryWriteLeases, RedisWriteLeases, WriteLeases,
 };
@@ -116,6 +120,17 @@ impl Stores {
                 &self.config.key_prefix,
             )),
             None => Arc::new(MemoryReceiptIndex::default()),
+        }
+    }
+
+    /// Subjects' data keys under `<key_prefix>subject-key:`. In memory, every component of
+    /// the process shares them (the profiler seals, the notifier opens).
+    pub fn subject_keys(&self) -> Arc<dyn SubjectKeys> {
+        match &self.redis {
+            Some((_, conn)) => {
+                Arc::new(RedisSubjectKeys::new(conn.clone(), &self.config.key_prefix))
+            }
+            None => MemorySubjectKeys::shared(&self.config.key_prefix),
         }
     }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 use zhida_proto::events::v1::Channel;
 use zhida_store::{
     DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Inbox, MemoryDigests, MemoryFeed,
-    MemoryInbox, MemoryLedger, MemoryReceiptIndex, MemoryWriteLeases, RedisDigests, RedisFeed,
-    RedisInbox, RedisLedger, RedisReceiptIndex, RedisWriteLeases, contract,
+    MemoryInbox, MemoryLedger, MemoryReceiptIndex, MemorySubjectKeys, MemoryWriteLeases,
+    RedisDigests, RedisFeed, RedisInbox, RedisLedger, RedisReceiptIndex, RedisSubjectKeys,
+    RedisWriteLeases, contract,
 };
 
 fn redis_client() -> redis::Client {
@@ -305,4 +306,38 @@ async fn memory_receipt_entries_expire() {
 async fn redis_receipt_entries_expire() {
     let (conn, prefix) = redis().await;
     contract::receipt_entries_expire(&RedisReceiptIndex::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
+async fn memory_subject_keys_are_created_once_and_destroyed() {
+    contract::subject_keys_are_created_once_and_destroyed(&MemorySubjectKeys::default()).await;
+}
+
+#[tokio::test]
+async fn redis_subject_keys_are_created_once_and_destroyed() {
+    let (conn, prefix) = redis().await;
+    contract::subject_keys_are_created_once_and_destroyed(&RedisSubjectKeys::new(conn, &prefix))
+        .await;
+}
+
+#[tokio::test]
+async fn memory_racing_replicas_create_one_subject_key() {
+    let keys = MemorySubjectKeys::shared("zhida-test-race:");
+    contract::racing_replicas_create_one_subject_key(
+        &*keys,
+        &*MemorySubjectKeys::shared("zhida-test-race:"),
+    )
+    .await;
+}
+
+/// Two replicas: two connections to one Redis.
+#[tokio::test]
+async fn redis_racing_replicas_create_one_subject_key() {
+    let (conn, prefix) = redis().await;
+    let (other, _) = redis().await;
+    contract::racing_replicas_create_one_subject_key(
+        &RedisSubjectKeys::new(conn, &prefix),
+        &RedisSubjectKeys::new(other, &prefix),
+    )
+    .await;
 }
