@@ -139,6 +139,7 @@ fn email(address: &str) -> Contact {
         channel: Channel::Email as i32,
         address: address.into(),
         consent: true,
+        ..Contact::default()
     }
 }
 
@@ -147,6 +148,7 @@ fn mobile(number: &str) -> Contact {
         channel: Channel::Sms as i32,
         address: number.into(),
         consent: true,
+        ..Contact::default()
     }
 }
 

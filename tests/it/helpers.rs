@@ -503,6 +503,7 @@ pub fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool
             channel: Channel::Email as i32,
             address: env.address(id),
             consent,
+            ..Contact::default()
         }],
         subscriptions: if tags.is_empty() {
             vec![]

@@ -35,6 +35,7 @@ fn enterprise(env: &TestEnv) -> Profile {
             channel: Channel::Email as i32,
             address: env.address("hr"),
             consent: true,
+            ..Contact::default()
         }],
         subscriptions: vec![],
         details: Some(Details::Enterprise(Enterprise {
@@ -90,6 +91,7 @@ async fn profiles_are_validated_subscribed_explained_replayed_and_deleted_everyw
         channel: Channel::Sms as i32,
         address: "1380013800".into(),
         consent: true,
+        ..Contact::default()
     });
     let error = client
         .upsert_profile(UpsertProfileRequest { profile: Some(bad) })

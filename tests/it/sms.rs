@@ -214,6 +214,7 @@ fn sms_subscriber(env: &TestEnv, id: &str, number: &str, language: &str) -> Prof
         channel: Channel::Sms as i32,
         address: number.into(),
         consent: true,
+        ..Contact::default()
     }];
     profile.subscriptions[0].channels = vec![Channel::Sms as i32];
     if let Some(zhida_proto::events::v1::profile::Details::Citizen(c)) = &mut profile.details {

@@ -127,7 +127,9 @@ impl Sender {
                 )));
             };
             let outcome = self
-                .once(&digest, || channel.send_digest(&digest.policy_id, &pending))
+                .once(&digest, || {
+                    self.send_digest_opened(&*channel, &digest.policy_id, &pending)
+                })
                 .await?;
             for request in &pending {
                 let key = delivery(key, &request.policy_id);

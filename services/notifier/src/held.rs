@@ -98,7 +98,9 @@ impl Sender {
                 recipient_id: key.recipient_id.clone(),
                 channel: key.channel,
             };
-            let outcome = self.once(&delivery, || channel.send(&request)).await?;
+            let outcome = self
+                .once(&delivery, || self.send_opened(&*channel, &request))
+                .await?;
             self.report(&delivery, outcome).await?;
         }
         tracing::info!(
@@ -179,6 +181,7 @@ mod tests {
             // Never reached: nothing is sent, so nothing is reported.
             producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),
             lease: Duration::from_secs(30),
+            keys: Arc::new(zhida_store::MemorySubjectKeys::default()),
         };
         let key = DigestKey {
             recipient_id: "c-1".into(),

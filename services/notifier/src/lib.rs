@@ -12,6 +12,7 @@
 //!
 //! The map:
 //! - [`sender`]: the `delivery.requests` handler: ledger, digests, status events;
+//! - [`address`]: sealed addresses opened at send time (a deleted profile's no longer open);
 //! - [`digest`]: the daily digest runs;
 //! - [`held`]: notices a channel holds back (SMS in quiet hours) go out when it allows;
 //! - [`erasure`]: a deleted profile's inbox and waiting digests go with it;
@@ -22,6 +23,7 @@
 //! - [`config`]: the notifier's own sections (`[smtp]`, `[sms]`, `[digest]`, `[inbox]`);
 //! - [`error`]: the notifier's errors and their one mapping to gRPC statuses.
 
+mod address;
 mod channel;
 mod config;
 mod digest;
@@ -90,6 +92,7 @@ pub async fn component(
         channels,
         producer: producer.clone(),
         lease: config.store.delivery_lease,
+        keys: stores.subject_keys(),
     };
     let digests = digest::run(sender.clone(), own.digest.clone(), shutdown.token.clone());
     let held = held::run(sender.clone(), shutdown.token.clone());

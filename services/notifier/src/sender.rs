@@ -9,7 +9,7 @@ use zhida_proto::events::v1::{
     Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency,
 };
 use zhida_store::{
-    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState,
+    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState, SubjectKeys,
 };
 
 use crate::channel::{Attempt, Channels};
@@ -39,6 +39,8 @@ pub(crate) struct Sender {
     pub producer: Producer,
     /// How long a sender may hold a delivery before another replica may retry it.
     pub lease: Duration,
+    /// Recipients' data keys, which open sealed addresses at send time.
+    pub keys: Arc<dyn SubjectKeys>,
 }
 
 #[async_trait::async_trait]
@@ -72,7 +74,9 @@ impl Handler for Sender {
             tracing::debug!(until, "held until the channel's quiet hours end");
             return self.hold(&self.held, &key, &request).await;
         }
-        let outcome = self.once(&key, || sender.send(&request)).await?;
+        let outcome = self
+            .once(&key, || self.send_opened(&*sender, &request))
+            .await?;
         self.report(&key, outcome).await
     }
 }
@@ -266,6 +270,7 @@ mod tests {
             // Never reached: these tests do not report.
             producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),
             lease: Duration::from_secs(30),
+            keys: Arc::new(zhida_store::MemorySubjectKeys::default()),
         };
         (sender, sends)
     }

@@ -4,7 +4,10 @@
 //! then resolve policies to their full recipient list with reasons, as the matcher does
 //! before it emits delivery requests.
 //!
-//! `BENCH_PROFILES` (default 1,000,000) and `BENCH_ROUNDS` (default 5) scale it.
+//! `BENCH_PROFILES` (default 1,000,000) and `BENCH_ROUNDS` (default 5) scale it. Records
+//! carry their addresses sealed, as the profiler writes them (the replay holds them so, no
+//! key needed); `BENCH_CLEAR=1` writes them in clear instead, as before addresses were
+//! sealed, for comparison.
 
 use std::time::{Duration, Instant};
 
@@ -18,14 +21,16 @@ use zhida_proto::events::v1::{
     Channel, Citizen, Contact, Enterprise, Frequency, Profile, ProfileUpserted, SubjectKind,
     Subscription, profile::Details,
 };
+use zhida_seal::DataKey;
 
 const SEED: u64 = 20_231_120;
 const INDUSTRIES: [&str; 8] = [
     "I6513", "I6520", "M7320", "M7520", "F5191", "L7212", "C3911", "E4813",
 ];
 
-/// A profile with its values drawn from `catalogue`.
-fn profile(rng: &mut StdRng, i: usize, catalogue: &Catalogue) -> Profile {
+/// A profile with its values drawn from `catalogue`, its address sealed under a key of its
+/// own unless `clear`.
+fn profile(rng: &mut StdRng, i: usize, catalogue: &Catalogue, clear: bool) -> Profile {
     let citizen = rng.random_bool(0.75);
     let n = rng.random_range(1..=3);
     let all_tags: Vec<&str> = catalogue.tags.iter().map(|t| t.tag.as_str()).collect();
@@ -124,13 +129,28 @@ fn profile(rng: &mut StdRng, i: usize, catalogue: &Catalogue) -> Profile {
             .copied()
             .unwrap_or("五角场街道")
             .into(),
-        contacts: vec![Contact {
-            channel: Channel::Email as i32,
-            address: format!("user{i}@example.cn"),
-            consent: rng.random_bool(0.9),
-        }],
+        contacts: vec![contact(i, rng.random_bool(0.9), clear)],
         subscriptions,
         details: Some(details),
+    }
+}
+
+fn contact(i: usize, consent: bool, clear: bool) -> Contact {
+    let (subject, address) = (format!("s{i:07}"), format!("user{i}@example.cn"));
+    Contact {
+        channel: Channel::Email as i32,
+        consent,
+        ..if clear {
+            Contact {
+                address,
+                ..Contact::default()
+            }
+        } else {
+            Contact {
+                sealed_address: DataKey::generate().seal(&subject, Channel::Email, &address),
+                ..Contact::default()
+            }
+        }
     }
 }
 
@@ -179,20 +199,22 @@ const POLICIES: [(&str, &str, &str); 5] = [
 fn main() {
     let profiles = env_or("BENCH_PROFILES", 1_000_000);
     let rounds = env_or("BENCH_ROUNDS", 5).max(1);
+    let clear = env_or("BENCH_CLEAR", 0) == 1;
     let catalogue = Catalogue::yangpu();
     let mut rng = StdRng::seed_from_u64(SEED);
     let records: Vec<Vec<u8>> = (0..profiles)
         .map(|i| {
             ProfileUpserted {
-                profile: Some(profile(&mut rng, i, &catalogue)),
+                profile: Some(profile(&mut rng, i, &catalogue, clear)),
             }
             .encode_to_vec()
         })
         .collect();
     let bytes: usize = records.iter().map(Vec::len).sum();
     println!(
-        "{profiles} ProfileUpserted records (seed {SEED}), {} MiB encoded",
-        bytes >> 20
+        "{profiles} ProfileUpserted records (seed {SEED}), {} MiB encoded, addresses {}",
+        bytes >> 20,
+        if clear { "in clear" } else { "sealed" }
     );
 
     let before = rss_bytes();

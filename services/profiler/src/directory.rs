@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
 use zhida_catalogue::Industries;
-use zhida_proto::events::v1::{Channel, Frequency, Profile};
+use zhida_proto::events::v1::{Channel, Contact, Frequency, Profile};
 
 use crate::document;
 
@@ -33,8 +33,11 @@ pub struct Recipient {
     pub subject_id: String,
     pub display_name: String,
     pub channel: Channel,
-    /// Personal data: never log it.
+    /// The contact's address in clear: only in profiles written before addresses were
+    /// sealed (see [`contacts`](crate::contacts)). Personal data: never log it.
     pub address: String,
+    /// The contact's sealed address, as stored; empty for the inbox.
+    pub sealed_address: Vec<u8>,
     /// Why, for the notice.
     pub reason: String,
     /// Now, or in the daily digest (when only digest subscriptions ask for this channel).
@@ -186,14 +189,15 @@ impl Directory {
             let conditions = conditions.iter().map(|c| c.to_string()).collect();
             let explanation = self.explanation(profile, target, conditions, &subscription_ids);
             for channel in &explanation.channels {
-                let Some(address) = reachable(profile, *channel) else {
+                let Some(contact) = reachable(profile, *channel) else {
                     continue;
                 };
                 recipients.push(Recipient {
                     subject_id: profile.subject_id.clone(),
                     display_name: profile.display_name.clone(),
                     channel: *channel,
-                    address: address.to_string(),
+                    address: contact.map_or_else(String::new, |c| c.address.clone()),
+                    sealed_address: contact.map_or_else(Vec::new, |c| c.sealed_address.clone()),
                     reason: explanation.reason.clone(),
                     frequency: if explanation.digest.contains(channel) {
                         Frequency::DailyDigest
@@ -304,17 +308,18 @@ fn language(profile: &Profile) -> &str {
     }
 }
 
-/// The address `channel` reaches `profile` at: its consented contact, or none for the inbox
-/// (every citizen and enterprise has one, their page: it is addressed by subject id).
-fn reachable(profile: &Profile, channel: Channel) -> Option<&str> {
+/// Whether `channel` reaches `profile`, and at which contact: its consented contact there,
+/// or none for the inbox (every citizen and enterprise has one, their page: it is
+/// addressed by subject id).
+fn reachable(profile: &Profile, channel: Channel) -> Option<Option<&Contact>> {
     if channel == Channel::Inbox {
-        return Some("");
+        return Some(None);
     }
     profile
         .contacts
         .iter()
         .find(|c| c.channel == channel as i32 && c.consent)
-        .map(|c| c.address.as_str())
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -338,6 +343,7 @@ mod tests {
                 channel: Channel::Email as i32,
                 address: format!("{id}@example.cn"),
                 consent,
+                ..Contact::default()
             }],
             details: Some(Details::Citizen(Citizen {
                 birth_year: 2000,
@@ -402,6 +408,7 @@ mod tests {
             channel: Channel::Sms as i32,
             address: "13800138000".into(),
             consent: true,
+            ..Contact::default()
         });
         if let Some(Details::Citizen(c)) = &mut a.details {
             c.language = "en".into();

@@ -120,6 +120,7 @@ mod tests {
                 channel: Channel::Email as i32,
                 address: "hr@example.cn".into(),
                 consent: true,
+                ..Contact::default()
             }],
             subscriptions: vec![Subscription {
                 tags: vec!["tech-innovation".into()],

@@ -38,6 +38,13 @@ pub enum Error {
     Log(#[from] ProduceError),
     #[error("the write lease store failed: {0}")]
     Leases(#[from] StoreError),
+    /// The subject key store failed (sealing or opening addresses, or destroying a key).
+    #[error("the subject key store failed: {0}")]
+    Keys(StoreError),
+    /// The profile's addresses do not open: its key was destroyed by a delete that did not
+    /// finish (or they were altered).
+    #[error("the contact addresses of profile {0} cannot be read")]
+    Unreadable(String),
     #[error("matching did not finish: {0}")]
     Matching(#[from] tokio::task::JoinError),
 }
@@ -63,6 +70,14 @@ impl From<Error> for Status {
                 tracing::warn!(%error, "profile write failed");
                 Status::unavailable("profile writes are unavailable right now; retry")
             }
+            Error::Keys(_) => {
+                tracing::warn!(%error, "profile call failed");
+                Status::unavailable("profiles are unavailable right now; retry")
+            }
+            Error::Unreadable(_) => Status::failed_precondition(
+                "the profile's contact addresses were erased (a delete that did not finish?): \
+                 delete the profile again, or upsert it",
+            ),
             Error::Matching(_) => {
                 tracing::error!(%error, "audience resolution failed");
                 Status::internal("internal error")

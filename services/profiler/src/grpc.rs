@@ -143,7 +143,10 @@ impl ProfileService for ProfileApi {
     ) -> Result<Response<GetProfileResponse>, Status> {
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
-        let profile = self.profile(&request.subject_id)?;
+        let profile = self
+            .writer
+            .opened(self.profile(&request.subject_id)?)
+            .await?;
         Ok(Response::new(GetProfileResponse {
             profile: Some(profile),
         }))

@@ -11,12 +11,14 @@
 //! The map:
 //! - [`replica`]: this replica's copy of the `profiles` table and its replay;
 //! - [`writer`]: profile writes, one at a time per subject across every replica;
+//! - [`contacts`]: contact addresses sealed under the subject's key, shredded on delete;
 //! - [`matcher`]: the `policy.events` handler that requests deliveries;
 //! - [`grpc`]: the `ProfileService` handlers;
 //! - [`profile`], [`directory`], [`document`]: the pure model, its validation (against the
 //!   district's [`Catalogue`], built once here and passed down) and indexes;
 //! - [`error`]: the profiler's errors and their one mapping to gRPC statuses.
 
+mod contacts;
 mod directory;
 pub mod document;
 mod error;
@@ -45,9 +47,8 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         .keyring()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let producer = Producer::new(&config.kafka, "/zhida/profiler")?;
-    let leases = Stores::open(&config.store)
-        .await?
-        .write_leases("profile-writes");
+    let stores = Stores::open(&config.store).await?;
+    let leases = stores.write_leases("profile-writes");
     let catalogue = Catalogue::yangpu();
     let replica = Arc::new(replica::Replica::new(catalogue.industries.clone()));
     let (caught_up_tx, caught_up) = watch::channel(false);
@@ -79,6 +80,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         replica.clone(),
         producer,
         leases,
+        contacts::Contacts::new(stores.subject_keys()),
         config.kafka.produce_timeout,
     );
     Ok(Component::new("profiler")

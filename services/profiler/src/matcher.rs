@@ -63,6 +63,7 @@ impl Handler for PolicyMatcher {
                     recipient_id: r.subject_id.clone(),
                     channel: r.channel as i32,
                     address: r.address.clone(),
+                    sealed_address: r.sealed_address.clone(),
                     recipient_name: r.display_name.clone(),
                     title: policy.title.clone(),
                     body: policy.body.clone(),

@@ -357,6 +357,12 @@ pub fn validate(
     }
     for (i, contact) in p.contacts.iter().enumerate() {
         let field = format!("profile.contacts[{i}]");
+        if !contact.sealed_address.is_empty() {
+            bad.add(
+                format!("{field}.sealed_address"),
+                "must be empty: give the address in clear, the profiler seals it",
+            );
+        }
         // Never echo the address: it is personal data and error messages get logged.
         match Channel::try_from(contact.channel) {
             Ok(Channel::Email) if !is_email(&contact.address) => {
@@ -607,6 +613,7 @@ mod tests {
             channel: Channel::Email as i32,
             address: "not-an-email".into(),
             consent: true,
+            ..Contact::default()
         }];
         p.subscriptions = vec![Subscription {
             tags: vec!["employment".into()],
@@ -801,6 +808,7 @@ mod tests {
             channel: channel as i32,
             address: "x".into(),
             consent: true,
+            ..Contact::default()
         };
         let mut profile = Profile {
             contacts: vec![contact(Channel::Email), contact(Channel::Sms)],

@@ -11,6 +11,12 @@
 //! A holder appends only while its lease outlives the producer's timeout, so an append the
 //! broker acknowledges lands while the lease is held. A holder that dies blocks the
 //! subject's writes until its lease expires.
+//!
+//! Contact addresses are sealed under the subject's key before they are appended
+//! ([`Contacts`]); a delete destroys the key first, under the lease (so it cannot destroy
+//! the key of a profile created again meanwhile), then appends the tombstone. A delete cut
+//! short between the two leaves the profile with unreadable addresses (the person asked
+//! for them to go) until it is deleted again or upserted.
 
 use std::{
     sync::Arc,
@@ -22,6 +28,7 @@ use zhida_proto::events::v1::{Profile, ProfileUpserted};
 use zhida_store::{Lease, LogPosition, WriteLeases};
 
 use crate::{
+    contacts::Contacts,
     error::{Error, Result},
     replica::Replica,
 };
@@ -56,6 +63,8 @@ pub(crate) struct Writer {
     replica: Arc<Replica>,
     producer: Producer,
     leases: Arc<dyn WriteLeases>,
+    /// Seals addresses before they are written; shreds them on delete.
+    contacts: Contacts,
     /// `kafka.produce_timeout` + [`LEASE_SLACK`].
     lease_ttl: Duration,
 }
@@ -65,12 +74,14 @@ impl Writer {
         replica: Arc<Replica>,
         producer: Producer,
         leases: Arc<dyn WriteLeases>,
+        contacts: Contacts,
         produce_timeout: Duration,
     ) -> Self {
         Self {
             replica,
             producer,
             leases,
+            contacts,
             lease_ttl: produce_timeout + LEASE_SLACK,
         }
     }
@@ -95,6 +106,11 @@ impl Writer {
             Err(error) => tracing::warn!(%error, subject, "write lease not released"),
         }
         result.map(|_| ())
+    }
+
+    /// `profile` as the API answers it, its addresses opened.
+    pub async fn opened(&self, profile: Profile) -> Result<Profile> {
+        self.contacts.open(profile).await
     }
 
     /// Edits the subject's existing profile in place; [`Error::NoProfile`] if it has none.
@@ -127,9 +143,14 @@ impl Writer {
                 return Err(Error::Behind);
             }
         }
-        let change = self
+        let mut change = self
             .replica
             .with_directory(|directory| decide(directory.get(subject)))?;
+        match &mut change {
+            Change::Put(profile) => self.contacts.seal(profile).await?,
+            Change::Delete => self.contacts.shred(subject).await?,
+            Change::Keep => {}
+        }
         if taken.elapsed() > LEASE_SLACK / 2 {
             return Err(Error::LeaseLost);
         }
