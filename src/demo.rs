@@ -32,6 +32,7 @@ use zhida_proto::{
 };
 use zhida_runtime::{
     Config, Shutdown,
+    auth::{Bearer, Kind, Signer},
     config::{Sections, StoreBackend},
     telemetry::Telemetry,
 };
@@ -50,6 +51,16 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     // One process signs and checks the one-click unsubscribe links: a key that lives in
     // memory for the run is enough.
     config.unsubscribe = config.unsubscribe.clone().with_generated_key("demo");
+    // Every call carries a token, as in production: the demo holds its own signing key
+    // for the run and issues each caller (departments, the portal, an association) one.
+    let (signing_key, public_key) = zhida_runtime::auth::generate_key();
+    config.auth.keys = vec![zhida_runtime::auth::KeyConfig {
+        id: "demo".into(),
+        public_key: Some(public_key),
+        public_key_file: None,
+    }];
+    let signer = zhida_runtime::auth::Signer::new(&config.auth, "demo", &signing_key)
+        .map_err(anyhow::Error::msg)?;
     config.validate()?;
     let mut notifier = NotifierConfig::default();
     notifier.smtp.mode = SmtpMode::File;
@@ -103,10 +114,11 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
         components,
         listener,
         shutdown.clone(),
+        config.auth.clone(),
         config.grpc.limits(),
     ));
 
-    let result = drive(&format!("http://{addr}"), &out).await;
+    let result = drive(&format!("http://{addr}"), &out, &signer).await;
     shutdown.token.cancel();
     let drained = tokio::time::timeout(config.shutdown_grace, server).await;
     telemetry.shutdown();
@@ -363,15 +375,29 @@ fn policies() -> Vec<PublishPolicyRequest> {
     ]
 }
 
-async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
+/// A bearer token for `kind`/`id` with the kind's default scopes, valid for the run.
+fn bearer(signer: &Signer, kind: Kind, id: &str) -> anyhow::Result<Bearer> {
+    let token = signer
+        .issue(kind, id, &Default::default(), Duration::from_secs(3600))
+        .map_err(anyhow::Error::msg)?;
+    Ok(Bearer::new(&token)?)
+}
+
+async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow::Result<()> {
     let channel = GrpcChannel::from_shared(endpoint.to_string())?
         .connect()
         .await?;
-    let mut profiles = ProfileServiceClient::new(channel.clone());
-    let mut publisher = PolicyServiceClient::new(channel.clone());
-    let mut notifications = NotificationServiceClient::new(channel.clone());
-    let mut inbox = InboxServiceClient::new(channel.clone());
-    let mut relay = RelayServiceClient::new(channel);
+    // The "两页" portal manages profiles and serves pages and delivery states; each
+    // department previews and publishes its own policies; an association reads the feed.
+    let portal = bearer(signer, Kind::Directory, "yangpu-portal")?;
+    let mut profiles = ProfileServiceClient::with_interceptor(channel.clone(), portal.clone());
+    let mut notifications =
+        NotificationServiceClient::with_interceptor(channel.clone(), portal.clone());
+    let mut inbox = InboxServiceClient::with_interceptor(channel.clone(), portal);
+    let mut relay = RelayServiceClient::with_interceptor(
+        channel.clone(),
+        bearer(signer, Kind::Subscriber, "assoc-yangpu-software")?,
+    );
 
     let seed = seed();
     println!("Seeding {} profiles (千人千面 / 一业一档):", seed.len());
@@ -398,7 +424,10 @@ async fn drive(endpoint: &str, out: &std::path::Path) -> anyhow::Result<()> {
             title: request.title.clone(),
             service_url: request.service_url.clone(),
         };
-        let preview = profiles
+        let department = bearer(signer, Kind::Department, &request.department)?;
+        let mut publisher =
+            PolicyServiceClient::with_interceptor(channel.clone(), department.clone());
+        let preview = ProfileServiceClient::with_interceptor(channel.clone(), department)
             .preview_audience(PreviewAudienceRequest {
                 policy: Some(draft.clone()),
                 sample_size: 100,

@@ -37,6 +37,53 @@ enum Command {
         #[arg(long)]
         rule: PathBuf,
     },
+    /// Signing keys for bearer tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Bearer tokens for callers.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new Ed25519 key pair: `<out>/<id>.pem` (private, mode 0600: keep it where
+    /// tokens are issued) and `<out>/<id>.pub.pem` (public: every service's [auth] keys).
+    Generate {
+        /// The key id tokens will name (`kid`).
+        #[arg(long, default_value = "k1")]
+        id: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a token signed with a private key from `zhida keys generate`.
+    Issue {
+        /// department, reviewer, subscriber, subject, directory or operator.
+        #[arg(long)]
+        kind: String,
+        /// Who within the kind: a department's name, a relay id, a subject id, ….
+        #[arg(long)]
+        id: String,
+        /// Comma-separated scopes; the kind's defaults when left out.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// How long it is valid, e.g. 30d, 12h.
+        #[arg(long, default_value = "30d")]
+        ttl: humantime::Duration,
+        /// The private key file (PEM).
+        #[arg(long, env = "ZHIDA_AUTH_SIGNING_KEY")]
+        key: PathBuf,
+        /// Its id, as listed in [auth] keys.
+        #[arg(long, default_value = "k1")]
+        key_id: String,
+        /// Config file for [auth] issuer and audience.
+        #[arg(long, env = "ZHIDA_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The commands that run on the async runtime.
@@ -106,8 +153,101 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Keys(KeysCommand::Generate { id, out }) => report(keys_generate(&id, &out)),
+        Command::Token(TokenCommand::Issue {
+            kind,
+            id,
+            scopes,
+            ttl,
+            key,
+            key_id,
+            config,
+        }) => report(token_issue(
+            &kind,
+            &id,
+            &scopes,
+            ttl.into(),
+            &key,
+            &key_id,
+            config.as_deref(),
+        )),
         Command::Async(command) => run(command),
     }
+}
+
+/// Exit code of an offline command; errors go to stderr.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("zhida: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn keys_generate(id: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (private, public) = zhida_runtime::auth::generate_key();
+    std::fs::create_dir_all(out)?;
+    let private_path = out.join(format!("{id}.pem"));
+    let public_path = out.join(format!("{id}.pub.pem"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private_path)
+        .with_context(|| format!("writing {} (it must not exist yet)", private_path.display()))?
+        .write_all(private.expose_secret().as_bytes())?;
+    std::fs::write(&public_path, &public)?;
+    println!(
+        "wrote {} (private: keep it where tokens are issued) and {} (public)",
+        private_path.display(),
+        public_path.display()
+    );
+    println!(
+        "every service verifies with:\n[[auth.keys]]\nid = \"{id}\"\npublic_key_file = \"{}\"",
+        public_path.display()
+    );
+    Ok(())
+}
+
+fn token_issue(
+    kind: &str,
+    id: &str,
+    scopes: &[String],
+    ttl: std::time::Duration,
+    key: &std::path::Path,
+    key_id: &str,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use zhida_runtime::auth::{ALL_SCOPES, Kind, Signer};
+    let kind = Kind::parse(kind).with_context(|| {
+        let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown kind {kind:?}: one of {}", kinds.join(", "))
+    })?;
+    if let Some(unknown) = scopes.iter().find(|s| !ALL_SCOPES.contains(&s.as_str())) {
+        anyhow::bail!(
+            "unknown scope {unknown:?}: one of {}",
+            ALL_SCOPES.join(", ")
+        );
+    }
+    if id.trim().is_empty() {
+        anyhow::bail!("--id must not be empty");
+    }
+    let (config, _) = Config::load_with::<NotifierConfig>(config)?;
+    let pem = std::fs::read_to_string(key)
+        .with_context(|| format!("reading the private key {}", key.display()))?;
+    let signer = Signer::new(&config.auth, key_id, &pem.into())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let scopes = scopes.iter().cloned().collect();
+    let token = signer
+        .issue(kind, id, &scopes, ttl)
+        .map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    Ok(())
 }
 
 fn run(command: AsyncCommand) -> ExitCode {
@@ -194,6 +334,14 @@ async fn serve_until_stopped(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     shutdown.cancel_on_signals()?;
+    // A server that could let no call in (no keys to verify tokens) stops before it
+    // touches the broker.
+    if config.auth.mode == zhida_runtime::auth::AuthMode::Jwt {
+        config
+            .auth
+            .verifier()
+            .map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key}: {reason}"))?;
+    }
     if config.kafka.create_topics {
         zhida_bus::ensure_topics(&config.kafka)
             .await
@@ -207,6 +355,7 @@ async fn serve_until_stopped(
         components,
         listener,
         shutdown.clone(),
+        config.auth.clone(),
         config.grpc.limits(),
     ));
     tokio::select! {

@@ -79,3 +79,81 @@ fn prints_the_matched_ids_and_rejects_bad_input_saying_where() {
         "{stderr}"
     );
 }
+
+/// `zhida keys generate` then `zhida token issue`: a deployment can start without other
+/// tools, and the token verifies against the public key the first command wrote.
+#[test]
+fn keys_generate_and_token_issue_make_a_token_the_servers_accept() {
+    use zhida_runtime::auth::{AuthConfig, KeyConfig, Kind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zhida = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_zhida"))
+            .args(args)
+            .env_remove("ZHIDA_CONFIG")
+            .output()
+            .expect("zhida runs")
+    };
+    let out = dir.path().to_str().expect("utf-8 path");
+    let generated = zhida(&["keys", "generate", "--id", "k7", "--out", out]);
+    assert!(generated.status.success(), "{generated:?}");
+    let private = dir.path().join("k7.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&private)
+        .expect("private key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the private key is the owner's only");
+    // Never overwritten.
+    assert!(
+        !zhida(&["keys", "generate", "--id", "k7", "--out", out])
+            .status
+            .success()
+    );
+
+    let key = private.to_str().expect("utf-8");
+    let issued = zhida(&[
+        "token",
+        "issue",
+        "--kind",
+        "department",
+        "--id",
+        "区科委",
+        "--ttl",
+        "30d",
+        "--key",
+        key,
+        "--key-id",
+        "k7",
+    ]);
+    assert!(issued.status.success(), "{issued:?}");
+    let token = String::from_utf8(issued.stdout).expect("utf-8");
+    let verifier = AuthConfig {
+        keys: vec![KeyConfig {
+            id: "k7".into(),
+            public_key: None,
+            public_key_file: Some(dir.path().join("k7.pub.pem")),
+        }],
+        ..AuthConfig::default()
+    }
+    .verifier()
+    .expect("the public key loads");
+    let principal = verifier.verify(token.trim()).expect("the token verifies");
+    assert_eq!(principal.kind, Kind::Department);
+    assert_eq!(principal.id, "区科委");
+    assert!(principal.has("policy:publish"));
+
+    for (bad, says) in [
+        (vec!["--kind", "king", "--id", "x"], "unknown kind"),
+        (
+            vec!["--kind", "subject", "--id", "c-1", "--scopes", "root"],
+            "unknown scope",
+        ),
+    ] {
+        let mut args = vec!["token", "issue", "--key", key, "--key-id", "k7"];
+        args.extend(bad);
+        let output = zhida(&args);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

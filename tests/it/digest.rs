@@ -42,7 +42,7 @@ async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once
     let env = TestEnv::new("digest").await;
     let server = Server::start_with("all", &env, &[("ZHIDA_DIGEST__PERIOD", PERIOD)]).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区住房保障局").await;
     let mut notifications = server.notifications().await;
     let daily = subscriber(&env, "daily", Frequency::DailyDigest);
     for profile in [daily.clone(), subscriber(&env, "now", Frequency::Immediate)] {

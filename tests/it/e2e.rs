@@ -31,7 +31,7 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
     let env = TestEnv::new("e2e").await;
     let server = Server::start("all", &env).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区人力资源社会保障局").await;
 
     let seed = [
         // Subscribed to one of the tags.

@@ -164,7 +164,7 @@ async fn signed_multipart_mail_unsubscribes_exactly_its_recipient_and_subscripti
             .expect("upsert");
     }
     server
-        .publisher()
+        .publisher("区人力资源社会保障局")
         .await
         .publish_policy(PublishPolicyRequest {
             request_id: format!("rsj-{}", env.id),
@@ -433,7 +433,7 @@ async fn an_smtp_5xx_for_the_recipient_ends_as_undeliverable_and_is_not_retried(
         .await
         .expect("upsert");
     let policy_id = server
-        .publisher()
+        .publisher("区民政局")
         .await
         .publish_policy(PublishPolicyRequest {
             request_id: format!("mzj-{}", env.id),
@@ -511,6 +511,7 @@ fn a_bad_dkim_key_stops_the_notifier_at_start_naming_smtp_dkim_key_file() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhida"))
             .args(["serve", "notifier"])
             .env("ZHIDA_KAFKA__BROKERS", "127.0.0.1:1")
+            .env("ZHIDA_AUTH__MODE", "off")
             .env("ZHIDA_KAFKA__CREATE_TOPICS", "false")
             .env("ZHIDA_STORE__BACKEND", "memory")
             .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")

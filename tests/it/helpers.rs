@@ -4,6 +4,7 @@ use std::{
     net::TcpListener as StdListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::LazyLock,
     time::Duration,
 };
 
@@ -11,6 +12,7 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, StreamConsumer},
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -24,7 +26,10 @@ use zhida_proto::{
     policy::v1::policy_service_client::PolicyServiceClient,
     profile::v1::profile_service_client::ProfileServiceClient,
 };
-use zhida_runtime::config::KafkaConfig;
+use zhida_runtime::{
+    auth::{self, AuthConfig, Bearer, Kind, Signer},
+    config::KafkaConfig,
+};
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -37,6 +42,51 @@ pub const UNSUBSCRIBE_KEY_ID: &str = "t1";
 pub const UNSUBSCRIBE_SECRET: &str = "zhida-tests-unsubscribe-secret-0123456789";
 /// Where the test servers' unsubscribe links point.
 pub const UNSUBSCRIBE_BASE_URL: &str = "https://zhida.test.example.cn/u/";
+
+/// A gRPC channel whose calls carry a bearer token.
+pub type Authed = InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// The key pair every test server verifies tokens with (made once per test process) and
+/// the file its public half is in.
+static AUTH: LazyLock<(Signer, PathBuf)> = LazyLock::new(|| {
+    let (private, public) = zhida_runtime::auth::generate_key();
+    let path = std::env::temp_dir().join(format!(
+        "zhida-test-auth-{}-{}.pub.pem",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, public).expect("public key written");
+    let signer = Signer::new(&AuthConfig::default(), AUTH_KEY_ID, &private).expect("signer");
+    (signer, path)
+});
+const AUTH_KEY_ID: &str = "test";
+
+/// A token for `kind`/`id` with `scopes` (the kind's defaults when empty), valid for an hour.
+pub fn token(kind: Kind, id: &str, scopes: &[&str]) -> String {
+    let scopes = scopes.iter().map(|s| s.to_string()).collect();
+    AUTH.0
+        .issue(kind, id, &scopes, Duration::from_secs(3600))
+        .expect("token")
+}
+
+/// A token issued at `iat` and expiring at `exp` (seconds since the epoch).
+pub fn token_at(kind: Kind, id: &str, iat: u64, exp: u64) -> String {
+    AUTH.0
+        .issue_at(kind, id, &Default::default(), iat, exp)
+        .expect("token")
+}
+
+/// [`token`] as a client interceptor.
+pub fn bearer(kind: Kind, id: &str, scopes: &[&str]) -> Bearer {
+    Bearer::new(&token(kind, id, scopes)).expect("ASCII token")
+}
+
+/// The "两页" portal: every profile, inbox and delivery status, and audience previews.
+pub fn portal() -> Bearer {
+    let mut scopes: Vec<&str> = Kind::Directory.default_scopes().to_vec();
+    scopes.push(auth::POLICY_REVIEW);
+    bearer(Kind::Directory, "test-portal", &scopes)
+}
 
 /// One test's namespace on the shared servers.
 pub struct TestEnv {
@@ -74,6 +124,13 @@ impl TestEnv {
             ("ZHIDA_SMTP__HOST", smtp_host),
             ("ZHIDA_SMTP__PORT", smtp_port),
             ("ZHIDA_TELEMETRY__LOG_FILTER", "info".into()),
+            (
+                "ZHIDA_AUTH__KEYS",
+                format!(
+                    "[{{id=\"{AUTH_KEY_ID}\",public_key_file=\"{}\"}}]",
+                    AUTH.1.display()
+                ),
+            ),
             ("ZHIDA_UNSUBSCRIBE__BASE_URL", UNSUBSCRIBE_BASE_URL.into()),
             (
                 "ZHIDA_UNSUBSCRIBE__KEYS",
@@ -84,6 +141,11 @@ impl TestEnv {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         Self { id, kafka, envs }
+    }
+
+    /// The `ZHIDA_*` settings a `zhida` process of this test runs with.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// An address no other test uses.
@@ -172,32 +234,45 @@ impl Server {
         }
     }
 
-    /// A `ProfileService` client of this server.
-    pub async fn profiles(&self) -> ProfileServiceClient<tonic::transport::Channel> {
-        ProfileServiceClient::connect(self.url.clone())
-            .await
-            .expect("connect")
+    async fn channel(&self) -> tonic::transport::Channel {
+        channel(&self.url).await.expect("connect")
     }
 
-    /// A `PolicyService` client of this server.
-    pub async fn publisher(&self) -> PolicyServiceClient<tonic::transport::Channel> {
-        PolicyServiceClient::connect(self.url.clone())
-            .await
-            .expect("connect")
+    /// A `ProfileService` client of this server, as the "两页" portal (the directory:
+    /// every profile), which may also preview audiences.
+    pub async fn profiles(&self) -> ProfileServiceClient<Authed> {
+        ProfileServiceClient::with_interceptor(self.channel().await, portal())
     }
 
-    /// An `InboxService` client of this server.
-    pub async fn inbox(&self) -> InboxServiceClient<tonic::transport::Channel> {
-        InboxServiceClient::connect(self.url.clone())
-            .await
-            .expect("connect")
+    /// A `ProfileService` client that calls as `bearer` (see [`bearer`]).
+    pub async fn profiles_as(&self, bearer: Bearer) -> ProfileServiceClient<Authed> {
+        ProfileServiceClient::with_interceptor(self.channel().await, bearer)
     }
 
-    /// A `NotificationService` client of this server.
-    pub async fn notifications(&self) -> NotificationServiceClient<tonic::transport::Channel> {
-        NotificationServiceClient::connect(self.url.clone())
+    /// A `PolicyService` client of this server, as `department`.
+    pub async fn publisher(&self, department: &str) -> PolicyServiceClient<Authed> {
+        self.publisher_as(bearer(Kind::Department, department, &[]))
             .await
-            .expect("connect")
+    }
+
+    /// A `PolicyService` client that calls as `bearer`.
+    pub async fn publisher_as(&self, bearer: Bearer) -> PolicyServiceClient<Authed> {
+        PolicyServiceClient::with_interceptor(self.channel().await, bearer)
+    }
+
+    /// An `InboxService` client of this server, as the portal (every page).
+    pub async fn inbox(&self) -> InboxServiceClient<Authed> {
+        self.inbox_as(portal()).await
+    }
+
+    /// An `InboxService` client that calls as `bearer`.
+    pub async fn inbox_as(&self, bearer: Bearer) -> InboxServiceClient<Authed> {
+        InboxServiceClient::with_interceptor(self.channel().await, bearer)
+    }
+
+    /// A `NotificationService` client of this server, as the portal.
+    pub async fn notifications(&self) -> NotificationServiceClient<Authed> {
+        NotificationServiceClient::with_interceptor(self.channel().await, portal())
     }
 
     /// SIGKILL: no drain, no commit, no goodbye.

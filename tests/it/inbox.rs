@@ -60,7 +60,7 @@ async fn a_matched_policy_lands_once_on_the_citizens_page_and_reading_it_is_repo
         .await
         .expect("stream")
         .into_inner();
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区住房保障局").await;
     let policy_id = publisher
         .publish_policy(policy(&env, 1))
         .await

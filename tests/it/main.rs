@@ -3,6 +3,7 @@
 //! found through `ZHIDA_TEST_*`). Every test runs its own processes with its own topic,
 //! group and key prefixes and its own recipients, so tests run in parallel.
 
+mod auth;
 mod cli;
 mod crash;
 mod demo;

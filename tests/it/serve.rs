@@ -81,7 +81,7 @@ async fn serve_all_reports_serving_lists_every_service_and_exits_cleanly_on_sigt
 async fn a_bad_publish_request_is_rejected_field_by_field() {
     let env = TestEnv::new("badreq").await;
     let server = Server::start("publisher", &env).await;
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区科委").await;
     let error = publisher
         .publish_policy(PublishPolicyRequest {
             request_id: "r-1".into(),
@@ -131,6 +131,7 @@ fn a_second_signal_stops_at_once_with_exit_code_130() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zhida"))
         .args(["serve", "relay"])
         .env("ZHIDA_KAFKA__BROKERS", "127.0.0.1:1")
+        .env("ZHIDA_AUTH__MODE", "off")
         .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")
         .env("ZHIDA_TELEMETRY__LOG_FILTER", "info")
         .stdin(Stdio::null())

@@ -274,7 +274,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
     let config = smsc.config(&dir, ("00:00", "00:00"), 200, 0);
     let server = Server::start_with("all", &env, &[("ZHIDA_CONFIG", config.as_str())]).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区人力资源社会保障局").await;
 
     let (zh, en, refused, undeliv) = (mobile("1"), mobile("2"), mobile("0000"), mobile("4444"));
     let people = [
@@ -394,7 +394,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
 async fn one_more_each(
     smsc: &Smsc,
     publisher: &mut zhida_proto::policy::v1::policy_service_client::PolicyServiceClient<
-        tonic::transport::Channel,
+        crate::helpers::Authed,
     >,
     env: &TestEnv,
     n: u32,
@@ -454,7 +454,7 @@ async fn quiet_hours_hold_sms_until_they_end_except_urgent_ones() {
         })
         .await
         .expect("upsert");
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区人力资源社会保障局").await;
     publisher
         .publish_policy(policy(&env, 1, false))
         .await

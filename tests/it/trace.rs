@@ -52,7 +52,7 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
     let env = TestEnv::new("trace").await;
     let server = Server::start_with("all", &env, &[("ZHIDA_TELEMETRY__LOG_FILTER", "error")]).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher().await;
+    let mut publisher = server.publisher("区人力资源社会保障局").await;
     for profile in [
         citizen(&env, "wang", "王芳", &["employment"], true),
         citizen(&env, "zhang", "张伟", &["employment"], true),

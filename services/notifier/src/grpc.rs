@@ -25,6 +25,7 @@ impl NotificationService for Notifications {
         &self,
         request: Request<GetDeliveryStatusRequest>,
     ) -> Result<Response<GetDeliveryStatusResponse>, Status> {
+        zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         if !is_id(&request.policy_id) {

@@ -72,6 +72,7 @@ impl InboxService for InboxApi {
         &self,
         request: Request<ListInboxRequest>,
     ) -> Result<Response<ListInboxResponse>, Status> {
+        zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_recipient(&mut bad, &request.recipient_id);
@@ -99,6 +100,7 @@ impl InboxService for InboxApi {
         &self,
         request: Request<MarkReadRequest>,
     ) -> Result<Response<MarkReadResponse>, Status> {
+        zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_recipient(&mut bad, &request.recipient_id);
@@ -145,6 +147,7 @@ impl InboxService for InboxApi {
         &self,
         request: Request<StreamInboxRequest>,
     ) -> Result<Response<Self::StreamInboxStream>, Status> {
+        zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_recipient(&mut bad, &request.recipient_id);

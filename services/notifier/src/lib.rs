@@ -142,5 +142,12 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let component = component(&config, &own, &shutdown).await?;
-    zhida_runtime::serve(vec![component], listener, shutdown, config.grpc.limits()).await
+    zhida_runtime::serve(
+        vec![component],
+        listener,
+        shutdown,
+        config.auth.clone(),
+        config.grpc.limits(),
+    )
+    .await
 }

@@ -21,7 +21,7 @@ use zhida_proto::{
         UpsertProfileResponse, profile_service_server::ProfileService,
     },
 };
-use zhida_runtime::FieldViolations;
+use zhida_runtime::{FieldViolations, auth::authorize_subject};
 
 use crate::{
     directory::Target,
@@ -119,6 +119,14 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<UpsertProfileRequest>,
     ) -> Result<Response<UpsertProfileResponse>, Status> {
+        authorize_subject(
+            &request,
+            request
+                .get_ref()
+                .profile
+                .as_ref()
+                .map_or("", |p| p.subject_id.as_str()),
+        )?;
         let request = request.into_inner();
         profile::validate(
             request.profile.as_ref(),
@@ -141,6 +149,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<GetProfileRequest>,
     ) -> Result<Response<GetProfileResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
         let profile = self
@@ -156,6 +165,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<DeleteProfileRequest>,
     ) -> Result<Response<DeleteProfileResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
         self.writer
@@ -168,6 +178,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<ListSubscriptionsRequest>,
     ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
         let profile = self.profile(&request.subject_id)?;
@@ -180,6 +191,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<SubscribeResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_id(&mut bad, "subject_id", &request.subject_id);
@@ -207,6 +219,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<UnsubscribeRequest>,
     ) -> Result<Response<UnsubscribeResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_id(&mut bad, "subject_id", &request.subject_id);
@@ -314,6 +327,7 @@ impl ProfileService for ProfileApi {
         &self,
         request: Request<ExplainMatchRequest>,
     ) -> Result<Response<ExplainMatchResponse>, Status> {
+        authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
         let target = draft_target(request.policy, &self.catalogue)?;

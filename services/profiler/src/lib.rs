@@ -98,5 +98,12 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
 /// Runs the profiler alone on `listener` until `shutdown`.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let component = component(&config, &shutdown).await?;
-    zhida_runtime::serve(vec![component], listener, shutdown, config.grpc.limits()).await
+    zhida_runtime::serve(
+        vec![component],
+        listener,
+        shutdown,
+        config.auth.clone(),
+        config.grpc.limits(),
+    )
+    .await
 }

@@ -43,8 +43,12 @@ impl PolicyService for Publisher {
         &self,
         request: Request<PublishPolicyRequest>,
     ) -> Result<Response<PublishPolicyResponse>, Status> {
-        let policy =
-            NewPolicy::parse(request.into_inner(), &self.catalogue).map_err(Error::from)?;
+        // The department comes from the caller's token: named as another, it is refused.
+        let department =
+            zhida_runtime::auth::acting_department(&request, &request.get_ref().department)?;
+        let mut request = request.into_inner();
+        request.department = department;
+        let policy = NewPolicy::parse(request, &self.catalogue).map_err(Error::from)?;
         let event = PolicyPublished {
             policy_id: policy.id.clone(),
             title: policy.title,

@@ -47,6 +47,21 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use prost_types::Timestamp;
 
+/// Every RPC of every Zhida service as its gRPC path, `/zhida.policy.v1.PolicyService/
+/// PublishPolicy`, read from [`FILE_DESCRIPTOR_SET`]: what per-RPC tables (access rules,
+/// limits) are checked against.
+pub fn rpc_paths() -> Vec<String> {
+    let pool = prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+        .expect("the descriptor set compiled by build.rs decodes");
+    let mut paths = Vec::new();
+    for service in pool.services() {
+        for method in service.methods() {
+            paths.push(format!("/{}/{}", service.full_name(), method.name()));
+        }
+    }
+    paths
+}
+
 /// The current time as a protobuf `Timestamp` (the Unix epoch if the clock is before it).
 pub fn timestamp_now() -> Timestamp {
     let since_epoch = std::time::SystemTime::now()

@@ -19,6 +19,8 @@ use figment::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 pub use zhida_unsubscribe::UnsubscribeConfig;
 
+pub use crate::auth::AuthConfig;
+
 /// The sections every Zhida service shares; each service reads the ones it needs. Each
 /// section denies unknown keys; unknown sections are denied by [`Config::load_with`], which
 /// also knows the components' own.
@@ -32,6 +34,8 @@ pub struct Config {
     /// One-click unsubscribe links: where they point, and the keys that sign (notifier)
     /// and check (profiler) their tokens. Shared so both services read the same keys.
     pub unsubscribe: UnsubscribeConfig,
+    /// How callers authenticate (`[auth]`): the public keys that verify their tokens.
+    pub auth: AuthConfig,
     /// How long in-flight work may take to drain after SIGTERM before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -45,6 +49,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             telemetry: TelemetryConfig::default(),
             unsubscribe: UnsubscribeConfig::default(),
+            auth: AuthConfig::default(),
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -321,6 +326,9 @@ impl Config {
         if self.store.delivery_lease < Duration::from_secs(1) {
             return invalid("store.delivery_lease", "must be at least 1s");
         }
+        self.auth
+            .validate()
+            .map_err(|(key, reason)| ConfigError::invalid(key, reason))?;
         self.unsubscribe
             .validate()
             .map_err(|e| ConfigError::invalid(e.key, e.reason))

@@ -105,8 +105,12 @@ pub async fn serve(
     components: Vec<Component>,
     listener: TcpListener,
     shutdown: Shutdown,
+    auth: crate::auth::AuthConfig,
     limits: crate::limits::LimitsConfig,
 ) -> anyhow::Result<()> {
+    // Before anything starts: without a key no call could be let in.
+    let auth = crate::auth::AuthLayer::new(&auth)
+        .map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key}: {reason}"))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(zhida_proto::FILE_DESCRIPTOR_SET)
@@ -218,6 +222,7 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .layer(RpcSpanLayer)
+        .layer(auth)
         // After authentication: it counts per principal.
         .layer(crate::limits::LimitsLayer::new(limits))
         .add_routes(routes.routes())

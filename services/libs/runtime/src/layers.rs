@@ -96,6 +96,7 @@ fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
         rpc.service = service,
         rpc.method = method,
         rpc.grpc.status_code = Empty,
+        enduser.id = Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))

@@ -1,0 +1,259 @@
+//! Identity and access against a real `zhida serve all`: every RPC refuses a call without
+//! a token (but health, reflection and what is public by design); a token without the
+//! scope is refused; departments publish only as themselves; a citizen reaches only its
+//! own profile, subscriptions and inbox; expired, forged, `alg: none` and rotated-out
+//! tokens are refused; a service without keys does not start unless `auth.mode = "off"`.
+
+use std::{process::Command, time::Duration};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use tonic::{Code, codegen::http::uri::PathAndQuery};
+use zhida_proto::{
+    notification::v1::ListInboxRequest,
+    policy::v1::PublishPolicyRequest,
+    profile::v1::{GetProfileRequest, SubscribeRequest, UpsertProfileRequest},
+    relay::v1::PullFeedRequest,
+};
+use zhida_runtime::auth::{Bearer, Kind, Signer};
+
+use crate::helpers::{Server, TestEnv, bearer, channel, citizen, token};
+
+/// Calls `path` with an empty message (every field at its default) as `authorization`
+/// (a whole header value) or without one; the status code (`Ok` for a success).
+async fn call(url: &str, path: &str, authorization: Option<&str>) -> Code {
+    let channel = channel(url).await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(());
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().expect("ASCII"));
+    }
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = PathAndQuery::try_from(path).expect("path");
+    match grpc.unary(request, path, codec).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rpc_needs_a_valid_token_with_its_scope_and_reaches_only_what_is_the_callers() {
+    let env = TestEnv::new("auth").await;
+    let server = Server::start("all", &env).await;
+
+    // 1. No credentials: nothing answers OK but the public calls; everything else is
+    //    refused before its handler, as UNAUTHENTICATED.
+    let public = [
+        "/zhida.policy.v1.PolicyService/ListTags",
+        "/zhida.profile.v1.ProfileService/UnsubscribeByToken",
+    ];
+    let mut refused = 0;
+    for path in zhida_proto::rpc_paths() {
+        let code = call(&server.url, &path, None).await;
+        if public.contains(&path.as_str()) {
+            assert_ne!(code, Code::Unauthenticated, "{path} is public");
+        } else {
+            assert_eq!(code, Code::Unauthenticated, "{path} without a token");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 14, "{refused} RPCs refused");
+    assert_eq!(
+        call(&server.url, "/grpc.health.v1.Health/Check", None).await,
+        Code::Ok,
+        "probes need no token"
+    );
+
+    // 2. A valid token without the scope: PERMISSION_DENIED for every RPC it lacks.
+    let association = format!("Bearer {}", token(Kind::Subscriber, "assoc-a", &[]));
+    for path in zhida_proto::rpc_paths() {
+        let code = call(&server.url, &path, Some(&association)).await;
+        if path.ends_with("/PullFeed") || public.contains(&path.as_str()) {
+            assert!(
+                !matches!(code, Code::Unauthenticated | Code::PermissionDenied),
+                "{path}: {code:?}"
+            );
+        } else {
+            assert_eq!(code, Code::PermissionDenied, "{path} as an association");
+        }
+    }
+
+    // 3. Bad tokens: expired, signed by another key, unsigned (alg none), rotated out.
+    let signer = |key_id: &str| {
+        let (private, _) = zhida_runtime::auth::generate_key();
+        Signer::new(&Default::default(), key_id, &private).expect("signer")
+    };
+    let stranger = signer("test").issue(
+        Kind::Operator,
+        "mallory",
+        &Default::default(),
+        Duration::from_secs(60),
+    );
+    let rotated_out = signer("retired").issue(
+        Kind::Operator,
+        "mallory",
+        &Default::default(),
+        Duration::from_secs(60),
+    );
+    let valid = token(Kind::Directory, "portal", &[]);
+    let claims = valid.split('.').nth(1).expect("claims").to_string();
+    let unsigned = format!(
+        "{}.{claims}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"test"}"#)
+    );
+    let expired = {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&claims).expect("b64")).expect("json");
+        assert!(payload["exp"].as_u64().is_some());
+        // Same signer as valid tokens, long expired.
+        crate::helpers::token_at(Kind::Directory, "portal", 1_000, 2_000)
+    };
+    let get = "/zhida.profile.v1.ProfileService/GetProfile";
+    for (what, token) in [
+        ("expired", expired),
+        ("another key", stranger.expect("token")),
+        ("alg none", unsigned),
+        ("a retired key id", rotated_out.expect("token")),
+        ("garbage", "x.y.z".to_string()),
+    ] {
+        assert_eq!(
+            call(&server.url, get, Some(&format!("Bearer {token}"))).await,
+            Code::Unauthenticated,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        call(&server.url, get, Some(&format!("Bearer {valid}"))).await,
+        Code::InvalidArgument,
+        "the valid token gets to the handler (which wants a subject id)"
+    );
+
+    // 4. A department publishes as itself only; an empty department is its own.
+    let policy = |department: &str| PublishPolicyRequest {
+        request_id: format!("auth-{}-{}", department.len(), env.id),
+        title: "杨浦区科技企业研发费用补贴".into(),
+        body: "……".into(),
+        tags: vec!["tech-innovation".into()],
+        department: department.into(),
+        ..PublishPolicyRequest::default()
+    };
+    let mut kw = server.publisher("区科委").await;
+    let refused = kw
+        .publish_policy(policy("区人力资源社会保障局"))
+        .await
+        .expect_err("another department's name");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    kw.publish_policy(policy("")).await.expect("as itself");
+    kw.publish_policy(policy("区科委")).await.expect("named");
+    let citizen_publishes = server
+        .publisher_as(bearer(Kind::Subject, "c-x", &["policy:publish"]))
+        .await
+        .publish_policy(policy(""))
+        .await
+        .expect_err("a citizen holding the scope is still no department");
+    assert_eq!(citizen_publishes.code(), Code::PermissionDenied);
+
+    // 5. A citizen reaches its own profile, subscriptions and inbox, and nobody else's.
+    let mine = citizen(&env, "mine", "王芳", &["employment"], true);
+    let theirs = citizen(&env, "theirs", "李强", &["employment"], true);
+    let mut portal = server.profiles().await;
+    for profile in [&mine, &theirs] {
+        portal
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some(profile.clone()),
+            })
+            .await
+            .expect("the portal writes any profile");
+    }
+    let me: Bearer = bearer(Kind::Subject, &mine.subject_id, &[]);
+    let mut as_me = server.profiles_as(me.clone()).await;
+    let get = |id: &str| GetProfileRequest {
+        subject_id: id.to_string(),
+    };
+    as_me
+        .get_profile(get(&mine.subject_id))
+        .await
+        .expect("my own profile");
+    let mut denied = Vec::new();
+    denied.push(as_me.get_profile(get(&theirs.subject_id)).await.err());
+    denied.push(
+        as_me
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some(theirs.clone()),
+            })
+            .await
+            .err(),
+    );
+    denied.push(
+        as_me
+            .subscribe(SubscribeRequest {
+                subject_id: theirs.subject_id.clone(),
+                subscription: Some(theirs.subscriptions[0].clone()),
+            })
+            .await
+            .err(),
+    );
+    let mut my_inbox = server.inbox_as(me).await;
+    let inbox = |id: &str| ListInboxRequest {
+        recipient_id: id.to_string(),
+        limit: 10,
+        ..ListInboxRequest::default()
+    };
+    my_inbox
+        .list_inbox(inbox(&mine.subject_id))
+        .await
+        .expect("my own inbox");
+    denied.push(my_inbox.list_inbox(inbox(&theirs.subject_id)).await.err());
+    for status in denied {
+        let status = status.expect("refused");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            !status.message().contains('@'),
+            "no address in the refusal: {status:?}"
+        );
+    }
+
+    // An association reads the feed with its scope.
+    let mut relay =
+        zhida_proto::relay::v1::relay_service_client::RelayServiceClient::with_interceptor(
+            channel(&server.url).await.expect("connect"),
+            bearer(Kind::Subscriber, "assoc-yangpu-software", &[]),
+        );
+    relay
+        .pull_feed(PullFeedRequest {
+            after_cursor: String::new(),
+            limit: 10,
+        })
+        .await
+        .expect("relay:read");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_without_keys_does_not_start_unless_auth_is_explicitly_off() {
+    let env = TestEnv::new("authoff").await;
+    let output = Command::new(env!("CARGO_BIN_EXE_zhida"))
+        .args(["serve", "relay"])
+        .envs(env.vars())
+        .env("ZHIDA_AUTH__KEYS", "[]")
+        .env("ZHIDA_GRPC__LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("zhida runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started without keys");
+    assert!(stderr.contains("auth.keys"), "names the key: {stderr}");
+
+    // Explicitly off: it serves everyone (and says so at start).
+    let server = Server::start_with(
+        "relay",
+        &env,
+        &[("ZHIDA_AUTH__KEYS", "[]"), ("ZHIDA_AUTH__MODE", "off")],
+    )
+    .await;
+    assert_eq!(
+        call(&server.url, "/zhida.relay.v1.RelayService/PullFeed", None).await,
+        Code::Ok,
+        "no token needed"
+    );
+}
