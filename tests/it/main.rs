@@ -14,6 +14,7 @@ mod email;
 mod helpers;
 mod inbox;
 mod limits;
+mod personal_data;
 mod profiles;
 mod serve;
 mod sms;
