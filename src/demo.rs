@@ -116,6 +116,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
         shutdown.clone(),
         config.auth.clone(),
         config.grpc.limits(),
+        None,
     ));
 
     let result = drive(&format!("http://{addr}"), &out, &signer).await;

@@ -103,6 +103,15 @@ enum AsyncCommand {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
+    /// Print the audit trail (every state-changing call: who, what, when, outcome) as
+    /// JSON lines, oldest first per partition.
+    Audit {
+        /// How far back, e.g. 1h, 7d.
+        #[arg(long, default_value = "1d")]
+        since: humantime::Duration,
+        #[arg(long, env = "ZHIDA_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Create the topics and dead-letter topics (also done by `serve` unless disabled).
     CreateTopics {
         #[arg(long, env = "ZHIDA_CONFIG")]
@@ -265,6 +274,31 @@ fn run(command: AsyncCommand) -> ExitCode {
         match command {
             AsyncCommand::Serve { service, config } => serve(service, config).await,
             AsyncCommand::Demo { out } => demo::run(out).await.map(|()| Ended::Done),
+            AsyncCommand::Audit { since, config } => {
+                let (config, _) = Config::load_with::<NotifierConfig>(config.as_deref())?;
+                let since = std::time::SystemTime::now() - std::time::Duration::from(since);
+                let since_millis = since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let kafka = config.kafka.clone();
+                let records = tokio::task::spawn_blocking(move || {
+                    zhida_bus::audit::read(&kafka, since_millis)
+                })
+                .await??;
+                for record in records {
+                    let at = record.at.unwrap_or_default();
+                    let line = serde_json::json!({
+                        "at": chrono::DateTime::from_timestamp(at.seconds, at.nanos.max(0) as u32)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                        "principal": record.principal,
+                        "rpc": record.rpc,
+                        "code": tonic::Code::from_i32(record.code).description(),
+                        "trace_id": record.trace_id,
+                    });
+                    println!("{line}");
+                }
+                Ok(Ended::Done)
+            }
             AsyncCommand::CreateTopics { config } => {
                 let (config, _) = Config::load_with::<NotifierConfig>(config.as_deref())?;
                 zhida_bus::ensure_topics(&config.kafka).await?;
@@ -351,18 +385,32 @@ async fn serve_until_stopped(
         .await
         .with_context(|| format!("binding grpc.listen {}", config.grpc.listen))?;
     let components = components(service, config, notifier, shutdown).await?;
+    // Every state-changing call goes to the audit topic; the recorder ends once the
+    // server is gone (and with it the sink), after producing what is queued.
+    let (audit, entries) = zhida_runtime::audit::channel();
+    let recorder = tokio::spawn(zhida_bus::audit::record(
+        entries,
+        zhida_bus::Producer::new(&config.kafka, "/zhida/audit")?,
+    ));
     let mut server = tokio::spawn(zhida_runtime::serve(
         components,
         listener,
         shutdown.clone(),
         config.auth.clone(),
         config.grpc.limits(),
+        Some(audit),
     ));
     tokio::select! {
-        result = &mut server => return result?,
+        result = &mut server => {
+            recorder.abort();
+            return result?;
+        }
         _ = shutdown.token.cancelled() => {}
     }
-    match tokio::time::timeout(config.shutdown_grace, server).await {
+    let drained = tokio::time::timeout(config.shutdown_grace, server).await;
+    // What was queued before the server stopped goes out within a second more.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), recorder).await;
+    match drained {
         Ok(result) => result?,
         Err(_) => anyhow::bail!(
             "in-flight work did not drain within {:?}",

@@ -257,3 +257,94 @@ async fn a_service_without_keys_does_not_start_unless_auth_is_explicitly_off() {
         "no token needed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_state_changing_call_lands_on_the_audit_topic_with_who_what_and_outcome() {
+    let env = TestEnv::new("audit").await;
+    let server = Server::start("all", &env).await;
+    let profile = citizen(&env, "audited", "张伟", &["employment"], true);
+    let mut portal = server.profiles().await;
+    portal
+        .upsert_profile(UpsertProfileRequest {
+            profile: Some(profile.clone()),
+        })
+        .await
+        .expect("written");
+    portal
+        .get_profile(GetProfileRequest {
+            subject_id: profile.subject_id.clone(),
+        })
+        .await
+        .expect("a read, not audited");
+    let denied = server
+        .publisher("区科委")
+        .await
+        .publish_policy(PublishPolicyRequest {
+            request_id: format!("audit-{}", env.id),
+            title: "杨浦区科技企业研发费用补贴".into(),
+            tags: vec!["tech-innovation".into()],
+            department: "区民政局".into(),
+            ..PublishPolicyRequest::default()
+        })
+        .await
+        .expect_err("another department");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let expected = [
+        (
+            "directory:test-portal",
+            "/zhida.profile.v1.ProfileService/UpsertProfile",
+        ),
+        (
+            "department:区科委",
+            "/zhida.policy.v1.PolicyService/PublishPolicy",
+        ),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let lines = loop {
+        let output = Command::new(env!("CARGO_BIN_EXE_zhida"))
+            .args(["audit", "--since", "10m"])
+            .envs(env.vars())
+            .output()
+            .expect("zhida audit runs");
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).expect("utf-8");
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        if lines.len() >= expected.len() || std::time::Instant::now() > deadline {
+            assert!(
+                !stdout.contains('@'),
+                "no address in the audit trail: {stdout}"
+            );
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        lines.len(),
+        2,
+        "one record per write, none per read: {lines:?}"
+    );
+    for (principal, rpc) in expected {
+        let line = lines
+            .iter()
+            .find(|l| l["rpc"] == rpc)
+            .unwrap_or_else(|| panic!("{rpc} audited: {lines:?}"));
+        assert_eq!(line["principal"], principal);
+        assert!(
+            line["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+    }
+    let publish = lines
+        .iter()
+        .find(|l| l["rpc"] == expected[1].1)
+        .expect("publish");
+    assert_eq!(
+        publish["code"],
+        tonic::Code::PermissionDenied.description(),
+        "the outcome: refused"
+    );
+}

@@ -148,6 +148,7 @@ pub async fn run(
         shutdown,
         config.auth.clone(),
         config.grpc.limits(),
+        None,
     )
     .await
 }

@@ -44,6 +44,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         shutdown,
         config.auth.clone(),
         config.grpc.limits(),
+        None,
     )
     .await
 }

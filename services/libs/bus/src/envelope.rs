@@ -50,6 +50,7 @@ event!(PolicyPublished, Topic::PolicyEvents);
 event!(ProfileUpserted, Topic::Profiles);
 event!(DeliveryRequested, Topic::DeliveryRequests);
 event!(DeliveryStatusChanged, Topic::DeliveryStatus);
+event!(AuditRecorded, Topic::Audit);
 
 /// CloudEvents attributes of a record, as read from its headers.
 #[derive(Debug, Clone, Default)]

@@ -9,6 +9,7 @@
 //! - [`TableReader`]: replays a compacted topic into memory (the profiler's index).
 
 mod admin;
+pub mod audit;
 mod consumer;
 mod envelope;
 mod producer;

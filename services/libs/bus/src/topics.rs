@@ -13,14 +13,17 @@ pub enum Topic {
     DeliveryRequests,
     /// `DeliveryStatusChanged`, keyed by recipient id.
     DeliveryStatus,
+    /// `AuditRecorded`, keyed by principal: every state-changing call.
+    Audit,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
+    pub const ALL: [Topic; 5] = [
         Topic::PolicyEvents,
         Topic::Profiles,
         Topic::DeliveryRequests,
         Topic::DeliveryStatus,
+        Topic::Audit,
     ];
 
     /// The name without the deployment prefix.
@@ -30,6 +33,7 @@ impl Topic {
             Topic::Profiles => "profiles",
             Topic::DeliveryRequests => "delivery.requests",
             Topic::DeliveryStatus => "delivery.status",
+            Topic::Audit => "audit",
         }
     }
 

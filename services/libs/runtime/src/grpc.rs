@@ -107,6 +107,7 @@ pub async fn serve(
     shutdown: Shutdown,
     auth: crate::auth::AuthConfig,
     limits: crate::limits::LimitsConfig,
+    audit: Option<crate::audit::AuditSink>,
 ) -> anyhow::Result<()> {
     // Before anything starts: without a key no call could be let in.
     let auth = crate::auth::AuthLayer::new(&auth)
@@ -223,6 +224,9 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .layer(RpcSpanLayer)
         .layer(auth)
+        // After authentication: it records the principal, and the outcome of every
+        // write, including those the limits refuse.
+        .layer(crate::audit::AuditLayer(audit))
         // After authentication: it counts per principal.
         .layer(crate::limits::LimitsLayer::new(limits))
         .add_routes(routes.routes())

@@ -1,6 +1,7 @@
 //! The runtime every Zhida service shares: layered configuration, telemetry, graceful
 //! shutdown, a gRPC host with health and reflection, and the mapping of errors to `Status`.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod district;
