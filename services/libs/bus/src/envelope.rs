@@ -65,7 +65,9 @@ pub struct EventMeta {
 }
 
 impl EventMeta {
-    pub(crate) fn from_headers<H: Headers>(headers: Option<&H>) -> Self {
+    /// The attributes in a record's `headers` (as librdkafka hands them over), every header
+    /// kept. Public for the fuzz target that feeds it hostile headers (`fuzz/`).
+    pub fn from_headers<H: Headers>(headers: Option<&H>) -> Self {
         let mut all = HashMap::new();
         if let Some(headers) = headers {
             for header in headers.iter() {
