@@ -1,6 +1,6 @@
 //! A record off any topic as the consumer loop receives it: CloudEvents headers read into
 //! an `EventMeta` (rdkafka `OwnedHeaders`, as librdkafka hands them over), the W3C trace
-//! context extracted from them, and the payload decoded as each of the four event types
+//! context extracted from them, and the payload decoded as each of the five event types
 //! with `Record::decode`, as every handler does. Whatever arrives must decode or be a
 //! permanent error (dead letter), never a panic that stops the consumer.
 //!
@@ -13,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use rdkafka::message::{Header, OwnedHeaders};
 use zhida_bus::{Event, EventMeta, HandleError, Record};
 use zhida_proto::events::v1::{
-    DeliveryRequested, DeliveryStatusChanged, PolicyPublished, ProfileUpserted,
+    AuditRecorded, DeliveryRequested, DeliveryStatusChanged, PolicyPublished, ProfileUpserted,
 };
 
 fn check<E: Event>(record: &Record) {
@@ -78,4 +78,5 @@ fuzz_target!(|data: &[u8]| {
     check::<ProfileUpserted>(&record);
     check::<DeliveryRequested>(&record);
     check::<DeliveryStatusChanged>(&record);
+    check::<AuditRecorded>(&record);
 });
