@@ -120,18 +120,10 @@ where
         Box::pin(async move {
             let response = inner.call(request).await?;
             if let Some(sink) = sink {
-                // Errors come back trailers-only, with the status in the headers; a
-                // success carries it in the trailers, after this layer has let go.
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0);
                 sink.record(AuditEntry {
                     principal,
                     rpc: path,
-                    code,
+                    code: crate::layers::status_code(&response),
                     at_millis: chrono::Utc::now().timestamp_millis(),
                     trace_id,
                 });

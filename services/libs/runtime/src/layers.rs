@@ -65,20 +65,24 @@ where
         Box::pin(
             async move {
                 let response = inner.call(request).await?;
-                // Unary errors come back trailers-only, with the status in the headers; a
-                // success carries it in the trailers, after this layer has let go.
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0);
-                tracing::Span::current().record("rpc.grpc.status_code", code);
+                tracing::Span::current().record("rpc.grpc.status_code", status_code(&response));
                 Ok(response)
             }
             .instrument(span),
         )
     }
+}
+
+/// The gRPC status code of an answer as a layer sees it: unary errors come back
+/// trailers-only, with the status in the headers; a success carries it in the trailers,
+/// after the layers have let go, so no `grpc-status` header means OK (0).
+pub(crate) fn status_code<B>(response: &http::Response<B>) -> i32 {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0)
 }
 
 /// `/zhida.profile.v1.ProfileService/Subscribe` → a span for that service and method.
