@@ -117,6 +117,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
         config.auth.clone(),
         config.grpc.limits(),
         None,
+        config.grpc.tls.clone(),
     ));
 
     let result = drive(&format!("http://{addr}"), &out, &signer).await;

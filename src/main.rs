@@ -399,6 +399,7 @@ async fn serve_until_stopped(
         config.auth.clone(),
         config.grpc.limits(),
         Some(audit),
+        config.grpc.tls.clone(),
     ));
     tokio::select! {
         result = &mut server => {

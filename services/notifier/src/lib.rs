@@ -149,6 +149,7 @@ pub async fn run(
         config.auth.clone(),
         config.grpc.limits(),
         None,
+        config.grpc.tls.clone(),
     )
     .await
 }

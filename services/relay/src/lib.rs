@@ -47,6 +47,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         config.auth.clone(),
         config.grpc.limits(),
         None,
+        config.grpc.tls.clone(),
     )
     .await
 }

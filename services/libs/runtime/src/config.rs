@@ -69,6 +69,8 @@ pub struct GrpcConfig {
     pub write_burst: u32,
     /// Server streams (`StreamInbox`, …) one caller may hold open at once.
     pub max_streams_per_caller: u32,
+    /// `[grpc.tls]`: TLS on the listener, mutual with `client_ca_file`. Absent: plaintext.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -80,6 +82,7 @@ impl Default for GrpcConfig {
             write_rate_per_second: limits.write_rate_per_second,
             write_burst: limits.write_burst,
             max_streams_per_caller: limits.max_streams_per_caller,
+            tls: None,
         }
     }
 }
@@ -308,6 +311,9 @@ impl Config {
         if let Err((key, reason)) = self.grpc.limits().validate() {
             return Err(ConfigError::invalid(key, reason));
         }
+        if let Some(Err((key, reason))) = self.grpc.tls.as_ref().map(|tls| tls.validate()) {
+            return Err(ConfigError::invalid(key, reason));
+        }
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "must name at least one host:port");
         }
@@ -414,6 +420,18 @@ mod tests {
         let (config, _) = load("").expect("no keys is a valid config");
         let err = config.unsubscribe.keyring().expect_err("but no keyring");
         assert_eq!(err.key, "unsubscribe.keys");
+    }
+
+    #[test]
+    fn grpc_tls_is_off_unless_set_and_its_files_are_checked_at_load() {
+        assert_eq!(load("").expect("defaults").0.grpc.tls, None);
+        let err = load("[grpc.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"k.pem\"\n")
+            .expect_err("an unreadable file");
+        assert!(err.to_string().contains("grpc.tls.cert_file"), "{err}");
+        let err =
+            load("[grpc.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\nca_file = \"x\"\n")
+                .expect_err("a typo");
+        assert!(err.to_string().contains("ca_file"), "{err}");
     }
 
     #[test]

@@ -108,10 +108,13 @@ pub async fn serve(
     auth: crate::auth::AuthConfig,
     limits: crate::limits::LimitsConfig,
     audit: Option<crate::audit::AuditSink>,
+    tls: Option<crate::tls::TlsConfig>,
 ) -> anyhow::Result<()> {
     // Before anything starts: without a key no call could be let in.
     let auth = crate::auth::AuthLayer::new(&auth)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key}: {reason}"))?;
+    // And without a usable certificate ([grpc.tls]) no client could connect.
+    let server = crate::tls::builder(tls.as_ref())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(zhida_proto::FILE_DESCRIPTOR_SET)
@@ -217,11 +220,12 @@ pub async fn serve(
     if loading.load(Ordering::SeqCst) == 0 {
         health.set_service_status("", ServingStatus::Serving).await;
     }
-    tracing::info!(addr = %listener.local_addr()?, components = ?names, "gRPC serving");
+    let transport = tls.as_ref().map_or("plaintext", |tls| tls.mode());
+    tracing::info!(addr = %listener.local_addr()?, components = ?names, transport, "gRPC serving");
 
     let token = shutdown.token.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    server
         .layer(RpcSpanLayer)
         .layer(auth)
         // After authentication: it records the principal, and the outcome of every

@@ -11,6 +11,7 @@ pub mod layers;
 pub mod limits;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use grpc::{Component, FieldViolations, serve};
