@@ -18,4 +18,5 @@ mod personal_data;
 mod profiles;
 mod serve;
 mod sms;
+mod tls;
 mod trace;
