@@ -114,10 +114,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
         components,
         listener,
         shutdown.clone(),
-        config.auth.clone(),
-        config.grpc.limits(),
-        None,
-        config.grpc.tls.clone(),
+        zhida_runtime::Host::from_config(&config),
     ));
 
     let result = drive(&format!("http://{addr}"), &out, &signer).await;

@@ -396,10 +396,7 @@ async fn serve_until_stopped(
         components,
         listener,
         shutdown.clone(),
-        config.auth.clone(),
-        config.grpc.limits(),
-        Some(audit),
-        config.grpc.tls.clone(),
+        zhida_runtime::Host::from_config(config).audited(audit),
     ));
     tokio::select! {
         result = &mut server => {

@@ -146,10 +146,7 @@ pub async fn run(
         vec![component],
         listener,
         shutdown,
-        config.auth.clone(),
-        config.grpc.limits(),
-        None,
-        config.grpc.tls.clone(),
+        zhida_runtime::Host::from_config(&config),
     )
     .await
 }

@@ -102,10 +102,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         vec![component],
         listener,
         shutdown,
-        config.auth.clone(),
-        config.grpc.limits(),
-        None,
-        config.grpc.tls.clone(),
+        zhida_runtime::Host::from_config(&config),
     )
     .await
 }

@@ -99,17 +99,51 @@ impl Component {
     }
 }
 
+/// What the gRPC host puts around every handler, from the shared configuration: who may
+/// call (`[auth]`), how much (`[grpc]` limits), over what (`[grpc.tls]`), and where the
+/// audit trail goes (none: not recorded).
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub auth: crate::auth::AuthConfig,
+    pub limits: crate::limits::LimitsConfig,
+    pub audit: Option<crate::audit::AuditSink>,
+    pub tls: Option<crate::tls::TlsConfig>,
+}
+
+impl Host {
+    /// The host `config` describes, recording no audit trail.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            auth: config.auth.clone(),
+            limits: config.grpc.limits(),
+            audit: None,
+            tls: config.grpc.tls.clone(),
+        }
+    }
+
+    /// The same host, recording every write call into `sink`.
+    pub fn audited(self, sink: crate::audit::AuditSink) -> Self {
+        Self {
+            audit: Some(sink),
+            ..self
+        }
+    }
+}
+
 /// Serves `components` on `listener` until `shutdown.token` is cancelled or a task fails,
 /// then waits for the tasks to drain. The caller bounds the drain with its grace period.
 pub async fn serve(
     components: Vec<Component>,
     listener: TcpListener,
     shutdown: Shutdown,
-    auth: crate::auth::AuthConfig,
-    limits: crate::limits::LimitsConfig,
-    audit: Option<crate::audit::AuditSink>,
-    tls: Option<crate::tls::TlsConfig>,
+    host: Host,
 ) -> anyhow::Result<()> {
+    let Host {
+        auth,
+        limits,
+        audit,
+        tls,
+    } = host;
     // Before anything starts: without a key no call could be let in.
     let auth = crate::auth::AuthLayer::new(&auth)
         .map_err(|(key, reason)| anyhow::anyhow!("invalid configuration: {key}: {reason}"))?;

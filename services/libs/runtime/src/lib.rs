@@ -14,5 +14,5 @@ pub mod telemetry;
 pub mod tls;
 
 pub use config::Config;
-pub use grpc::{Component, FieldViolations, serve};
+pub use grpc::{Component, FieldViolations, Host, serve};
 pub use shutdown::Shutdown;
