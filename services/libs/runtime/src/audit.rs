@@ -1,5 +1,5 @@
 //! The audit trail: every call of a state-changing RPC ([`Class::Write`] in
-//! [`crate::limits::RPC_CLASSES`]) is recorded with who made it (the [`Principal`]'s key),
+//! [`crate::auth::RPC_ACCESS`]) is recorded with who made it (the [`Principal`]'s key),
 //! what (the RPC's path), when, and how it ended (the gRPC status code), and handed to an
 //! [`AuditSink`]; the binary drains the sink into the `audit` topic. No personal data:
 //! the principal is a kind and an id, the request body is never looked at.

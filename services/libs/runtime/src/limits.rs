@@ -4,7 +4,8 @@
 //! - **request size**: a request body larger than `grpc.max_request_bytes` is refused
 //!   with `RESOURCE_EXHAUSTED` as soon as that many bytes arrived, before a handler sees
 //!   it (tonic's own per-message limit, 4 MiB, stays behind it);
-//! - **write rate**: every call of a write RPC ([`RPC_CLASSES`]) takes a token from its
+//! - **write rate**: every call of a write RPC (its [`Class`] in
+//!   [`RPC_ACCESS`](crate::auth::RPC_ACCESS)) takes a token from its
 //!   caller's bucket (`grpc.write_rate_per_second`, up to `grpc.write_burst` saved up); an
 //!   empty bucket answers `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` saying when
 //!   the next token is due;
@@ -104,65 +105,25 @@ pub enum Class {
     Stream,
 }
 
-/// Every RPC of every Zhida service, and the streaming infrastructure RPCs, with its
-/// [`Class`]; a test holds it equal to the RPCs in the `.proto` files.
-pub const RPC_CLASSES: &[(&str, Class)] = &[
-    ("/zhida.policy.v1.PolicyService/PublishPolicy", Class::Write),
-    ("/zhida.policy.v1.PolicyService/ListTags", Class::Read),
-    (
-        "/zhida.profile.v1.ProfileService/UpsertProfile",
-        Class::Write,
-    ),
-    ("/zhida.profile.v1.ProfileService/GetProfile", Class::Read),
-    (
-        "/zhida.profile.v1.ProfileService/DeleteProfile",
-        Class::Write,
-    ),
-    (
-        "/zhida.profile.v1.ProfileService/ListSubscriptions",
-        Class::Read,
-    ),
-    ("/zhida.profile.v1.ProfileService/Subscribe", Class::Write),
-    ("/zhida.profile.v1.ProfileService/Unsubscribe", Class::Write),
-    (
-        "/zhida.profile.v1.ProfileService/UnsubscribeByToken",
-        Class::Write,
-    ),
-    (
-        "/zhida.profile.v1.ProfileService/PreviewAudience",
-        Class::Read,
-    ),
-    ("/zhida.profile.v1.ProfileService/ExplainMatch", Class::Read),
-    ("/zhida.relay.v1.RelayService/PullFeed", Class::Read),
-    (
-        "/zhida.notification.v1.NotificationService/GetDeliveryStatus",
-        Class::Read,
-    ),
-    ("/zhida.notification.v1.InboxService/ListInbox", Class::Read),
-    ("/zhida.notification.v1.InboxService/MarkRead", Class::Write),
-    (
-        "/zhida.notification.v1.InboxService/StreamInbox",
-        Class::Stream,
-    ),
-    // Infrastructure every server answers (open to anyone when authentication allows).
-    ("/grpc.health.v1.Health/Watch", Class::Stream),
-    (
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        Class::Stream,
-    ),
-    (
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        Class::Stream,
-    ),
+/// The streaming RPCs every server answers besides Zhida's own (open to anyone when
+/// authentication allows): they count against the stream cap too.
+pub const INFRASTRUCTURE_STREAMS: &[&str] = &[
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
-/// The class of `path`; anything not in [`RPC_CLASSES`] (health `Check`, unknown paths,
+/// The class of `path`: Zhida's RPCs as [`RPC_ACCESS`](crate::auth::RPC_ACCESS) classes
+/// them, the [`INFRASTRUCTURE_STREAMS`]; anything else (health `Check`, unknown paths,
 /// which the router answers `UNIMPLEMENTED`) is a read.
 pub fn class(path: &str) -> Class {
-    RPC_CLASSES
+    if INFRASTRUCTURE_STREAMS.contains(&path) {
+        return Class::Stream;
+    }
+    crate::auth::RPC_ACCESS
         .iter()
-        .find(|(rpc, _)| *rpc == path)
-        .map_or(Class::Read, |(_, class)| *class)
+        .find(|(rpc, _, _)| *rpc == path)
+        .map_or(Class::Read, |(_, _, class)| *class)
 }
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second. Time is passed in, so
@@ -597,20 +558,24 @@ mod tests {
             }
         }
         rpcs.sort();
-        let mut table: Vec<String> = RPC_CLASSES
+        let mut table: Vec<String> = crate::auth::RPC_ACCESS
             .iter()
-            .map(|(path, _)| path.to_string())
-            .filter(|path| path.starts_with("/zhida."))
+            .map(|(path, _, _)| path.to_string())
             .collect();
         table.sort();
-        assert_eq!(table, rpcs, "RPC_CLASSES must name every Zhida RPC once");
-        let mut streams: Vec<&str> = RPC_CLASSES
+        assert_eq!(table, rpcs, "RPC_ACCESS must name every Zhida RPC once");
+        let mut streams: Vec<&str> = crate::auth::RPC_ACCESS
             .iter()
-            .filter(|(path, class)| *class == Class::Stream && path.starts_with("/zhida."))
-            .map(|(path, _)| *path)
+            .filter(|(_, _, class)| *class == Class::Stream)
+            .map(|(path, _, _)| *path)
             .collect();
         streams.sort_unstable();
         assert_eq!(streams, streaming, "a streaming RPC must be classed Stream");
+        assert_eq!(
+            class("/grpc.health.v1.Health/Watch"),
+            Class::Stream,
+            "infrastructure streams count too"
+        );
         assert_eq!(
             class("/zhida.notification.v1.InboxService/MarkRead"),
             Class::Write

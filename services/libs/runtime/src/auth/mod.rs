@@ -206,50 +206,72 @@ const INBOX: Access = Access::Subject {
     own: INBOX_SELF,
 };
 
-/// Every RPC of every Zhida service and what it needs: the one place access is decided.
-/// A test checks it names every method in the services' descriptors, and nothing else.
-pub const RPC_ACCESS: &[(&str, Access)] = &[
+/// Every RPC of every Zhida service: what it needs ([`Access`]) and what it costs its
+/// caller ([`Class`], for the limits): the one place both are decided. A test checks it
+/// names every method in the services' descriptors, and nothing else.
+pub const RPC_ACCESS: &[(&str, Access, Class)] = &[
     (
         "/zhida.policy.v1.PolicyService/PublishPolicy",
         Access::Scope(POLICY_PUBLISH),
+        Class::Write,
     ),
     // The catalogue is public knowledge (政策标签目录).
-    ("/zhida.policy.v1.PolicyService/ListTags", Access::Public),
+    (
+        "/zhida.policy.v1.PolicyService/ListTags",
+        Access::Public,
+        Class::Read,
+    ),
     (
         "/zhida.profile.v1.ProfileService/UpsertProfile",
         PROFILE_WRITE,
+        Class::Write,
     ),
-    ("/zhida.profile.v1.ProfileService/GetProfile", PROFILE_READ),
+    (
+        "/zhida.profile.v1.ProfileService/GetProfile",
+        PROFILE_READ,
+        Class::Read,
+    ),
     (
         "/zhida.profile.v1.ProfileService/DeleteProfile",
         PROFILE_WRITE,
+        Class::Write,
     ),
     (
         "/zhida.profile.v1.ProfileService/ListSubscriptions",
         PROFILE_READ,
+        Class::Read,
     ),
-    ("/zhida.profile.v1.ProfileService/Subscribe", PROFILE_WRITE),
+    (
+        "/zhida.profile.v1.ProfileService/Subscribe",
+        PROFILE_WRITE,
+        Class::Write,
+    ),
     (
         "/zhida.profile.v1.ProfileService/Unsubscribe",
         PROFILE_WRITE,
+        Class::Write,
     ),
     // One click from a mail client carries no bearer token: the signed token in the
     // request is the credential, scoped to one recipient and subscription.
     (
         "/zhida.profile.v1.ProfileService/UnsubscribeByToken",
         Access::Public,
+        Class::Write,
     ),
     (
         "/zhida.profile.v1.ProfileService/PreviewAudience",
         Access::AnyOf(&[POLICY_PUBLISH, POLICY_REVIEW]),
+        Class::Read,
     ),
     (
         "/zhida.profile.v1.ProfileService/ExplainMatch",
         PROFILE_READ,
+        Class::Read,
     ),
     (
         "/zhida.relay.v1.RelayService/PullFeed",
         Access::Scope(RELAY_READ),
+        Class::Read,
     ),
     (
         "/zhida.notification.v1.NotificationService/GetDeliveryStatus",
@@ -257,18 +279,31 @@ pub const RPC_ACCESS: &[(&str, Access)] = &[
             any: DELIVERY_READ_ANY,
             own: DELIVERY_READ_SELF,
         },
+        Class::Read,
     ),
-    ("/zhida.notification.v1.InboxService/ListInbox", INBOX),
-    ("/zhida.notification.v1.InboxService/MarkRead", INBOX),
-    ("/zhida.notification.v1.InboxService/StreamInbox", INBOX),
+    (
+        "/zhida.notification.v1.InboxService/ListInbox",
+        INBOX,
+        Class::Read,
+    ),
+    (
+        "/zhida.notification.v1.InboxService/MarkRead",
+        INBOX,
+        Class::Write,
+    ),
+    (
+        "/zhida.notification.v1.InboxService/StreamInbox",
+        INBOX,
+        Class::Stream,
+    ),
 ];
 
 /// What `path` (`/package.Service/Method`) needs; `None` for a path not in the table.
 pub fn access(path: &str) -> Option<Access> {
     RPC_ACCESS
         .iter()
-        .find(|(rpc, _)| *rpc == path)
-        .map(|(_, access)| *access)
+        .find(|(rpc, _, _)| *rpc == path)
+        .map(|(_, access, _)| *access)
 }
 
 /// Checks that the caller of `request` may reach what belongs to `subject_id` under the
@@ -344,6 +379,8 @@ impl Principal {
 mod layer;
 mod token;
 
+use crate::limits::Class;
+
 /// A client-side interceptor that sends a bearer token with every call:
 /// `PolicyServiceClient::with_interceptor(channel, Bearer::new(&token)?)`.
 #[derive(Clone, Debug)]
@@ -388,7 +425,7 @@ mod tests {
     fn every_rpc_of_every_service_has_exactly_one_access_rule() {
         let mut rpcs = zhida_proto::rpc_paths();
         rpcs.sort();
-        let mut table: Vec<String> = RPC_ACCESS.iter().map(|(p, _)| p.to_string()).collect();
+        let mut table: Vec<String> = RPC_ACCESS.iter().map(|(p, _, _)| p.to_string()).collect();
         table.sort();
         assert_eq!(
             table, rpcs,
@@ -404,7 +441,7 @@ mod tests {
                 assert!(ALL_SCOPES.contains(scope), "{scope}");
             }
         }
-        for (_, access) in RPC_ACCESS {
+        for (_, access, _) in RPC_ACCESS {
             let named: Vec<&str> = match access {
                 Access::Public => vec![],
                 Access::Scope(s) => vec![s],
