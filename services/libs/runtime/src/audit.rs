@@ -104,22 +104,28 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let path = request.uri().path().to_string();
-        let sink = self.sink.clone().filter(|_| class(&path) == Class::Write);
-        let principal = request
-            .extensions()
-            .get::<Principal>()
-            .map_or_else(|| "anonymous".to_string(), Principal::key);
-        let trace_id = request
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split('-').nth(1))
-            .unwrap_or_default()
-            .to_string();
+        // Only writes are recorded: reads pass without a look at their headers.
+        let record = self
+            .sink
+            .clone()
+            .filter(|_| class(request.uri().path()) == Class::Write)
+            .map(|sink| {
+                let principal = request
+                    .extensions()
+                    .get::<Principal>()
+                    .map_or_else(|| "anonymous".to_string(), Principal::key);
+                let trace_id = request
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split('-').nth(1))
+                    .unwrap_or_default()
+                    .to_string();
+                (sink, principal, request.uri().path().to_string(), trace_id)
+            });
         Box::pin(async move {
             let response = inner.call(request).await?;
-            if let Some(sink) = sink {
+            if let Some((sink, principal, path, trace_id)) = record {
                 sink.record(AuditEntry {
                     principal,
                     rpc: path,
