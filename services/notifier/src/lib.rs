@@ -98,20 +98,15 @@ pub async fn component(
     let held = held::run(sender.clone(), shutdown.token.clone());
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
-        ConsumerSpec {
-            group: Group::Notifier,
-            topic: Topic::DeliveryRequests,
-        },
+        ConsumerSpec::new(Group::Notifier, Topic::DeliveryRequests)
+            .in_flight(config.kafka.max_in_flight),
         sender,
         producer.clone(),
         shutdown.token.clone(),
     );
     let erasure = zhida_bus::run_consumer(
         config.kafka.clone(),
-        ConsumerSpec {
-            group: Group::NotifierErasure,
-            topic: Topic::Profiles,
-        },
+        ConsumerSpec::new(Group::NotifierErasure, Topic::Profiles),
         erasure::Erasure {
             inbox: inbox.clone(),
             batches: vec![digest_store, held_store],

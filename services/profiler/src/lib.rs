@@ -63,10 +63,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     };
     let matcher = zhida_bus::run_consumer(
         config.kafka.clone(),
-        ConsumerSpec {
-            group: Group::Profiler,
-            topic: Topic::PolicyEvents,
-        },
+        ConsumerSpec::new(Group::Profiler, Topic::PolicyEvents),
         matcher::PolicyMatcher {
             replica: replica.clone(),
             producer: producer.clone(),

@@ -24,10 +24,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let feed = Stores::open(&config.store).await?.feed(FEED);
     let consumer = zhida_bus::run_consumer(
         config.kafka.clone(),
-        ConsumerSpec {
-            group: Group::Relay,
-            topic: Topic::PolicyEvents,
-        },
+        ConsumerSpec::new(Group::Relay, Topic::PolicyEvents),
         feed_writer::FeedWriter { feed: feed.clone() },
         producer,
         shutdown.token.clone(),

@@ -123,6 +123,11 @@ pub struct KafkaConfig {
     /// offset falls inside a multi-record batch receives nothing more from that partition
     /// (seen in `a_notifier_killed_mid_batch_…`). Set false on Apache Kafka for throughput.
     pub one_record_per_batch: bool,
+    /// Records one consumer handles at once where records of different keys are
+    /// independent (the notifier's `delivery.requests`, keyed by recipient): concurrent
+    /// across keys, in order within a key, the commit never past an unfinished record.
+    /// Other consumers handle one record at a time.
+    pub max_in_flight: usize,
     /// A consumer left without partitions this long leaves and rejoins its group (works
     /// around a tansu 0.6 rebalance that strands partitions after a member died). `0s`
     /// disables it; do so on Apache Kafka when running more replicas than partitions.
@@ -142,6 +147,7 @@ impl Default for KafkaConfig {
             produce_timeout: Duration::from_secs(30),
             max_retry_backoff: Duration::from_secs(10),
             one_record_per_batch: true,
+            max_in_flight: 64,
             rejoin_unassigned_after: Duration::from_secs(15),
         }
     }
@@ -322,6 +328,9 @@ impl Config {
         }
         if self.kafka.replication_factor < 1 {
             return invalid("kafka.replication_factor", "must be at least 1");
+        }
+        if !(1..=10_000).contains(&self.kafka.max_in_flight) {
+            return invalid("kafka.max_in_flight", "must be between 1 and 10000");
         }
         if self.kafka.produce_timeout < Duration::from_millis(100) {
             return invalid("kafka.produce_timeout", "must be at least 100ms");

@@ -1,6 +1,8 @@
 //! The consumer loop against a real Kafka-protocol broker (`ZHIDA_TEST_KAFKA`, started by
 //! `deploy/servers.sh`). Each test has its own topic and group prefix, so they run in parallel.
 
+mod concurrent;
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -86,15 +88,26 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn committed(config: &KafkaConfig, group: &str, topic: &str) -> Vec<i64> {
+/// A test's topics, created, and a producer for them.
+async fn setup(test: &str) -> (KafkaConfig, Producer) {
+    let config = kafka(test);
+    zhida_bus::ensure_topics(&config).await.expect("topics");
+    let producer = Producer::new(&config, "/test").expect("producer");
+    (config, producer)
+}
+
+/// What the tests' group (relay) has committed on `policy.events`, per partition.
+fn committed(config: &KafkaConfig) -> Vec<i64> {
+    let topics = Topics::new(config);
+    let topic = topics.name(Topic::PolicyEvents);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
-        .set("group.id", group)
+        .set("group.id", topics.group(Group::Relay))
         .create()
         .expect("consumer");
     let mut partitions = TopicPartitionList::new();
     for p in 0..config.partitions {
-        partitions.add_partition(topic, p);
+        partitions.add_partition(&topic, p);
     }
     consumer
         .committed_offsets(partitions, Duration::from_secs(10))
@@ -110,10 +123,8 @@ fn committed(config: &KafkaConfig, group: &str, topic: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
-    let config = kafka("poison");
-    zhida_bus::ensure_topics(&config).await.expect("topics");
+    let (config, producer) = setup("poison").await;
     let topics = Topics::new(&config);
-    let producer = Producer::new(&config, "/test").expect("producer");
 
     // A record claiming to be a PolicyPublished whose bytes are not one, on the same key
     // (so the same partition) as a good record after it.
@@ -147,10 +158,7 @@ async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
 
     let handler = Recorder::default();
     let shutdown = CancellationToken::new();
-    let spec = ConsumerSpec {
-        group: Group::Relay,
-        topic: Topic::PolicyEvents,
-    };
+    let spec = ConsumerSpec::new(Group::Relay, Topic::PolicyEvents);
     let task = tokio::spawn(zhida_bus::run_consumer(
         config.clone(),
         spec,
@@ -216,11 +224,7 @@ async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
 
     shutdown.cancel();
     task.await.expect("join").expect("loop ends cleanly");
-    let offsets = committed(
-        &config,
-        &topics.group(Group::Relay),
-        &topics.name(Topic::PolicyEvents),
-    );
+    let offsets = committed(&config);
     assert_eq!(
         offsets.iter().sum::<i64>(),
         2,
@@ -230,10 +234,7 @@ async fn poison_record_is_dead_lettered_with_its_reason_and_the_loop_goes_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_failure_is_retried_in_order_and_committed_only_after_success() {
-    let config = kafka("transient");
-    zhida_bus::ensure_topics(&config).await.expect("topics");
-    let topics = Topics::new(&config);
-    let producer = Producer::new(&config, "/test").expect("producer");
+    let (config, producer) = setup("transient").await;
     for id in ["p1", "p2", "p3"] {
         producer
             .emit("same-key", &policy(id))
@@ -247,10 +248,7 @@ async fn transient_failure_is_retried_in_order_and_committed_only_after_success(
         .expect("lock")
         .push(("p2".into(), 3));
     let shutdown = CancellationToken::new();
-    let spec = ConsumerSpec {
-        group: Group::Relay,
-        topic: Topic::PolicyEvents,
-    };
+    let spec = ConsumerSpec::new(Group::Relay, Topic::PolicyEvents);
     let task = tokio::spawn(zhida_bus::run_consumer(
         config.clone(),
         spec,
@@ -275,11 +273,7 @@ async fn transient_failure_is_retried_in_order_and_committed_only_after_success(
     );
     shutdown.cancel();
     task.await.expect("join").expect("loop ends cleanly");
-    let offsets = committed(
-        &config,
-        &topics.group(Group::Relay),
-        &topics.name(Topic::PolicyEvents),
-    );
+    let offsets = committed(&config);
     assert_eq!(
         offsets.iter().sum::<i64>(),
         3,
@@ -289,17 +283,12 @@ async fn transient_failure_is_retried_in_order_and_committed_only_after_success(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_during_a_retry_leaves_the_record_for_redelivery() {
-    let config = kafka("redeliver");
-    zhida_bus::ensure_topics(&config).await.expect("topics");
-    let producer = Producer::new(&config, "/test").expect("producer");
+    let (config, producer) = setup("redeliver").await;
     producer
         .emit("k", &policy("flaky"))
         .await
         .expect("produced");
-    let spec = ConsumerSpec {
-        group: Group::Relay,
-        topic: Topic::PolicyEvents,
-    };
+    let spec = ConsumerSpec::new(Group::Relay, Topic::PolicyEvents);
 
     let first = Recorder::default();
     first

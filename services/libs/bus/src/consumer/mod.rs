@@ -1,35 +1,54 @@
 //! The one at-least-once consumer loop of the workspace.
 //!
 //! Contract, for every handler plugged into [`run_consumer`]:
-//! - a record's offset is stored (and auto-committed within a second) only after the handler
-//!   returned `Ok`, or after the record was written to the dead-letter topic;
-//! - [`HandleError::Transient`] is retried with capped exponential backoff, in place, so the
-//!   partition's order is kept (a record never overtakes the one before it);
-//! - [`HandleError::Permanent`] sends the record to `<topic>.dlq` with the reason and its
-//!   original coordinates in headers, then moves on;
-//! - records are handled one at a time between polls, so when partitions are revoked
-//!   (rebalance) nothing is in flight: the revoke callback commits what was stored and lets go;
-//! - on shutdown the record in hand is finished (or, if it is waiting out a backoff, left
-//!   uncommitted for redelivery), then stored offsets are committed synchronously.
+//! - a record's offset is committed only after the handler returned `Ok` for it, or after
+//!   it was written to the dead-letter topic, and after every record before it in its
+//!   partition was too: the committed position is the partition's lowest unfinished offset
+//!   (stored as records finish, auto-committed within a second);
+//! - [`HandleError::Transient`] is retried with capped exponential backoff, in place, so
+//!   the record never overtakes an earlier record of its key;
+//! - [`HandleError::Permanent`] (and a handler that panics) sends the record to
+//!   `<topic>.dlq` with the reason and its original coordinates in headers, then moves on;
+//! - up to [`ConsumerSpec::in_flight`] records are handled at once, each on its own task:
+//!   records of one partition run concurrently when their keys differ, and in offset order
+//!   when they share a key (keyless records share one order per partition). At 1 (the
+//!   default) records are handled one at a time, in partition order;
+//! - when partitions are revoked (rebalance), the revoke callback commits what is stored,
+//!   i.e. only finished work, and the loop forgets them: records waiting behind a key are
+//!   dropped and records still running finish but commit nothing. The next owner reads
+//!   every unfinished record again;
+//! - on shutdown no new record starts; running ones finish (one waiting out a backoff is
+//!   left uncommitted for redelivery), then stored offsets are committed synchronously.
 //!
-//! Handlers must therefore be idempotent: after a crash, records handled since the last
-//! commit are delivered again. Scale-out is by partitions: run more replicas.
+//! Handlers must therefore be idempotent and safe to run concurrently for different keys:
+//! after a crash or a rebalance, records handled since the last commit are delivered
+//! again, possibly to another replica while this one still finishes them (the notifier's
+//! ledger lease turns that into one send). Scale-out is by partitions: run more replicas.
 
-use std::time::{Duration, Instant};
+mod tracker;
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
 use rdkafka::{
-    ClientContext, Message, TopicPartitionList,
+    ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     error::KafkaError,
     message::{Header, OwnedHeaders},
     types::RDKafkaErrorCode,
 };
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use zhida_runtime::config::KafkaConfig;
 
+use self::tracker::{Ticket, Tracker};
 use crate::{
     envelope::{Event, EventMeta, headers},
     producer::Producer,
@@ -100,33 +119,58 @@ pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, record: &Record) -> Result<(), HandleError>;
 }
 
-/// What to consume, as which consumer group.
+/// What to consume, as which consumer group, how many records at once.
 #[derive(Debug, Clone, Copy)]
 pub struct ConsumerSpec {
     pub group: Group,
     pub topic: Topic,
+    /// Records handled at once (at least 1); see the module docs for what runs together.
+    pub in_flight: usize,
 }
 
-/// Rebalance callbacks; also remembers since when this member has had no partitions.
+impl ConsumerSpec {
+    /// One record at a time, in partition order.
+    pub fn new(group: Group, topic: Topic) -> Self {
+        Self {
+            group,
+            topic,
+            in_flight: 1,
+        }
+    }
+
+    /// Up to `n` records at once, concurrent across keys, in order within a key.
+    pub fn in_flight(self, n: usize) -> Self {
+        Self {
+            in_flight: n.max(1),
+            ..self
+        }
+    }
+}
+
+/// Rebalance callbacks; remembers since when this member has had no partitions, and which
+/// partitions were revoked since the loop last looked.
 #[derive(Default)]
 struct LoopContext {
     unassigned_since: std::sync::Mutex<Option<Instant>>,
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
 }
 
 impl LoopContext {
     fn set_unassigned(&self, since: Option<Instant>) {
-        *self
-            .unassigned_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = since;
+        *lock(&self.unassigned_since) = since;
     }
 
     fn unassigned_for(&self) -> Option<Duration> {
-        self.unassigned_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|since| since.elapsed())
+        lock(&self.unassigned_since).map(|since| since.elapsed())
     }
+
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *lock(&self.revoked))
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ClientContext for LoopContext {}
@@ -134,9 +178,17 @@ impl ClientContext for LoopContext {}
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            // Records are handled between polls and this runs inside a poll: nothing is in
-            // flight, so committing the stored offsets now hands over exactly what is done.
+            // Only finished work is stored (each partition's lowest unfinished offset), so
+            // committing now hands over exactly what is done; records still running here
+            // are read again by the next owner, and the loop forgets these partitions
+            // before it finishes anything else.
             commit_stored(consumer);
+            lock(&self.revoked).extend(
+                partitions
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
             self.set_unassigned(None);
             tracing::info!(
                 partitions = partitions.count(),
@@ -196,22 +248,45 @@ pub async fn run_consumer<H: Handler>(
         .set("max.poll.interval.ms", "20000")
         .create_with_context(LoopContext::default())?;
     consumer.subscribe(&[&topic])?;
-    tracing::info!(topic, group, "consuming");
+    tracing::info!(topic, group, in_flight = spec.in_flight, "consuming");
 
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         handler,
         producer,
         dead_letter_topic: topics.dead_letter(spec.topic),
         group: group.clone(),
         max_backoff: config.max_retry_backoff,
         shutdown: shutdown.clone(),
+    });
+    let mut work = Work {
+        consumer: &consumer,
+        worker,
+        tracker: Tracker::default(),
+        running: JoinSet::new(),
     };
+    let limit = spec.in_flight.max(1);
     let mut poll_errors = 0u32;
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {
+        work.forget_revoked();
+        // Full: wait for a record to finish before reading more.
+        if work.tracker.unfinished().max(work.running.len()) >= limit {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = work.running.join_next() => {
+                    if !work.finished(done) { break }
+                }
+            }
+            continue;
+        }
         let message = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            Some(done) = work.running.join_next() => {
+                if !work.finished(done) { break }
+                continue;
+            }
             _ = watchdog.tick() => {
                 rejoin_if_stranded(&consumer, &topic, config.rejoin_unassigned_after)?;
                 continue;
@@ -238,21 +313,78 @@ pub async fn run_consumer<H: Handler>(
                 tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(pause) => continue }
             }
         };
-        if !worker.process(&record).await {
-            // Shut down while waiting to retry: leave the record uncommitted.
-            break;
+        // A rebalance inside `recv` may have revoked partitions: forget them before the
+        // record (of the new assignment) is admitted.
+        work.forget_revoked();
+        if let Some((ticket, record)) = work.tracker.admit(record) {
+            work.start(ticket, record);
         }
-        // `rd_kafka_offset_store` stores offset + 1: the next record to read. It fails when
-        // the partition was taken away meanwhile (e.g. a handler outlived
-        // `max.poll.interval.ms`); the new owner then handles the record again, idempotently.
-        if let Err(error) = consumer.store_offset(&record.topic, record.partition, record.offset) {
-            tracing::warn!(%error, partition = record.partition, offset = record.offset, "offset not stored; the record will be redelivered");
-        }
+    }
+    // Nothing new starts; what runs finishes (or, waiting out a backoff, stays unfinished).
+    let in_flight = work.running.len();
+    while let Some(done) = work.running.join_next().await {
+        work.finished(done);
     }
     commit_stored(&consumer);
     consumer.unsubscribe();
-    tracing::info!(topic, group, "consumer stopped after commit");
+    tracing::info!(topic, group, in_flight, "consumer stopped after commit");
     Ok(())
+}
+
+/// The loop's records in flight: what runs, what waits, and what may be committed.
+struct Work<'c, H> {
+    consumer: &'c StreamConsumer<LoopContext>,
+    worker: Arc<Worker<H>>,
+    tracker: Tracker,
+    running: JoinSet<(Ticket, Handled)>,
+}
+
+impl<H: Handler> Work<'_, H> {
+    fn start(&mut self, ticket: Ticket, record: Record) {
+        let worker = self.worker.clone();
+        self.running
+            .spawn(async move { (ticket, worker.process(record).await) });
+    }
+
+    fn forget_revoked(&mut self) {
+        for (topic, partition) in self.consumer.context().take_revoked() {
+            self.tracker.revoke(&topic, partition);
+        }
+    }
+
+    /// Books a record that ended: starts the next of its key and stores the partition's
+    /// new position. False when it did not finish (shutdown came while it waited to retry).
+    fn finished(&mut self, done: Result<(Ticket, Handled), tokio::task::JoinError>) -> bool {
+        let (ticket, handled) = match done {
+            Ok(done) => done,
+            // Tasks are never aborted, and a panicking handler is caught inside the task.
+            Err(error) => {
+                tracing::error!(%error, "consumer task ended abnormally");
+                return false;
+            }
+        };
+        if handled == Handled::Interrupted {
+            return false;
+        }
+        self.forget_revoked();
+        let finished = self.tracker.finish(&ticket);
+        if let Some(position) = finished.commit {
+            let mut offsets = TopicPartitionList::new();
+            // The position is the next offset to read, as Kafka commits it.
+            let stored = offsets
+                .add_partition_offset(&ticket.topic, ticket.partition, Offset::Offset(position))
+                .and_then(|()| self.consumer.store_offsets(&offsets));
+            // Fails when the partition was taken away meanwhile (e.g. a handler outlived
+            // `max.poll.interval.ms`); the new owner then handles the records again.
+            if let Err(error) = stored {
+                tracing::warn!(%error, partition = ticket.partition, position, "offset not stored; records from there will be redelivered");
+            }
+        }
+        if let Some((ticket, record)) = finished.next {
+            self.start(ticket, record);
+        }
+        true
+    }
 }
 
 /// tansu 0.6 can leave a member that joined while a dead member still led the group with
@@ -284,6 +416,15 @@ fn rejoin_if_stranded(
     Ok(())
 }
 
+/// How handling a record ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Handled, or dead-lettered: the record may be committed.
+    Done,
+    /// Shutdown came while it waited to retry: it stays uncommitted, for redelivery.
+    Interrupted,
+}
+
 struct Worker<H> {
     handler: H,
     producer: Producer,
@@ -294,9 +435,9 @@ struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Handles `record` to completion (done or dead-lettered): true. False only when shutdown
-    /// came while waiting for a retry.
-    async fn process(&self, record: &Record) -> bool {
+    /// Handles `record` to completion (done or dead-lettered), unless shutdown comes while
+    /// it waits to retry.
+    async fn process(&self, record: Record) -> Handled {
         let span = tracing::info_span!(
             "consume",
             otel.kind = "consumer",
@@ -311,24 +452,36 @@ impl<H: Handler> Worker<H> {
         );
         // A malformed traceparent yields an empty context: the span becomes a root.
         let _ = span.set_parent(record.meta.trace_context());
-        self.process_in_span(record).instrument(span).await
+        self.process_in_span(&record).instrument(span).await
     }
 
-    async fn process_in_span(&self, record: &Record) -> bool {
+    async fn process_in_span(&self, record: &Record) -> Handled {
         let mut backoff = Backoff::new(self.max_backoff);
         loop {
-            match self.handler.handle(record).await {
-                Ok(()) => return true,
+            // A handler that panics on a record would panic on every redelivery of it.
+            let handled = AssertUnwindSafe(self.handler.handle(record))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(HandleError::Permanent(format!("handler panicked: {what}")))
+                });
+            match handled {
+                Ok(()) => return Handled::Done,
                 Err(HandleError::Permanent(reason)) => {
                     tracing::error!(reason, "permanent failure; dead-lettering");
                     let mut backoff = Backoff::new(self.max_backoff);
                     loop {
                         match self.dead_letter(record, &reason).await {
-                            Ok(()) => return true,
+                            Ok(()) => return Handled::Done,
                             Err(error) => {
                                 tracing::warn!(%error, "dead-letter write failed; retrying");
                                 if !self.pause(backoff.next()).await {
-                                    return false;
+                                    return Handled::Interrupted;
                                 }
                             }
                         }
@@ -343,7 +496,7 @@ impl<H: Handler> Worker<H> {
                         "transient failure; retrying"
                     );
                     if !self.pause(delay).await {
-                        return false;
+                        return Handled::Interrupted;
                     }
                 }
             }
