@@ -61,5 +61,17 @@ bench-sms:
 bench-email:
     cargo bench -p zhida-notifier --bench email
 
+# What `kafka.one_record_per_batch` costs: produce and consume records/s of ~400-byte
+# events through zhida_bus::Producer with batch.num.messages 1 vs 10000, on the running
+# tansu; starts the real servers first.
+bench-broker:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench -p zhida-bus --bench broker
+
+# A fetch offset inside a multi-record batch (why `one_record_per_batch` exists; see
+# docs/upstream/tansu-fetch-inside-batch.md); BROKER defaults to the test servers' tansu.
+repro-fetch-inside-batch BROKER="127.0.0.1:9092":
+    cargo run -p zhida-bus --example tansu_fetch_inside_batch -- {{BROKER}}
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker
