@@ -28,6 +28,12 @@ impl Sections for NotifierConfig {
         if self.smtp.mode == SmtpMode::Smtp && self.smtp.host.trim().is_empty() {
             return invalid("smtp.host", "must be set when smtp.mode = \"smtp\"");
         }
+        if self.smtp.max_connections == 0 {
+            return invalid("smtp.max_connections", "must be at least 1");
+        }
+        if self.smtp.max_messages_per_connection == 0 {
+            return invalid("smtp.max_messages_per_connection", "must be at least 1");
+        }
         if self.digest.send_at_seconds().is_none() {
             return invalid("digest.send_at", "must be a time of day HH:MM, e.g. 08:00");
         }
@@ -76,6 +82,13 @@ pub struct SmtpConfig {
     pub file_dir: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Connections open at once to the server; more concurrent senders wait for one.
+    pub max_connections: usize,
+    /// Messages a connection carries before it says QUIT and a new one takes its place.
+    pub max_messages_per_connection: usize,
+    /// Send MAIL, RCPT and DATA together when the server offers PIPELINING (RFC 2920);
+    /// `false` for a server that offers it and mishandles it.
+    pub pipelining: bool,
     /// `[smtp.dkim]`: sign every email with this DKIM key. Absent: no signature.
     pub dkim: Option<DkimConfig>,
 }
@@ -110,6 +123,9 @@ impl Default for SmtpConfig {
             from: "杨浦区政策直达 <zhida@yangpu.example.gov.cn>".into(),
             file_dir: "mail-out".into(),
             timeout: Duration::from_secs(10),
+            max_connections: 8,
+            max_messages_per_connection: 1000,
+            pipelining: true,
             dkim: None,
         }
     }
@@ -188,6 +204,11 @@ mod tests {
         for (toml, key) in [
             ("[smtp]\nhost = \" \"\n", "smtp.host"),
             ("[smtp]\nfrom = \"nobody\"\n", "smtp.from"),
+            ("[smtp]\nmax_connections = 0\n", "smtp.max_connections"),
+            (
+                "[smtp]\nmax_messages_per_connection = 0\n",
+                "smtp.max_messages_per_connection",
+            ),
             ("[digest]\nsend_at = \"8:00\"\n", "digest.send_at"),
             ("[digest]\nperiod = \"0s\"\n", "digest.period"),
             ("[smtp]\nhots = \"typo\"\n", "hots"),

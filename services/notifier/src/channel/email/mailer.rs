@@ -1,20 +1,13 @@
-//! Email transports behind one trait: real SMTP for deployments, `.eml` files for the
-//! embedded default. Errors say whether a retry can help.
-
-use std::time::Duration;
+//! Email transports behind one trait: real SMTP for deployments (a pool of pipelining
+//! connections, [`super::smtp`]), `.eml` files for the embedded default. Errors say whether a retry can help.
 
 use async_trait::async_trait;
 use lettre::{
     AsyncFileTransport, AsyncTransport, Message, Tokio1Executor,
-    transport::smtp::{
-        authentication::{Credentials, Mechanism},
-        client::AsyncSmtpConnection,
-        extension::ClientId,
-    },
+    transport::smtp::extension::ClientId,
 };
-use secrecy::ExposeSecret;
-use tokio::{net::TcpStream, sync::Mutex};
 
+use super::smtp::{Pool, Settings};
 use crate::config::{SmtpConfig, SmtpMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,20 +29,17 @@ pub trait Mailer: Send + Sync {
 /// Builds the transport `config.mode` asks for.
 pub fn from_config(config: &SmtpConfig) -> anyhow::Result<Box<dyn Mailer>> {
     Ok(match config.mode {
-        SmtpMode::Smtp => Box::new(Smtp {
+        SmtpMode::Smtp => Box::new(Smtp(Pool::new(Settings {
             host: config.host.clone(),
             port: config.port,
             timeout: config.timeout,
-            credentials: match (&config.username, &config.password) {
-                (Some(user), Some(password)) => Some(Credentials::new(
-                    user.clone(),
-                    password.expose_secret().to_string(),
-                )),
-                _ => None,
-            },
-            hello: ClientId::default(),
-            idle: Mutex::new(Vec::new()),
-        }),
+            credentials: config.username.clone().zip(config.password.clone()),
+            hello: ClientId::default().to_string(),
+            max_connections: config.max_connections,
+            max_messages_per_connection: config.max_messages_per_connection,
+            pipelining: config.pipelining,
+            idle_check: IDLE_CHECK,
+        }))),
         SmtpMode::File => {
             std::fs::create_dir_all(&config.file_dir)
                 .map_err(|e| anyhow::anyhow!("smtp.file_dir {}: {e}", config.file_dir))?;
@@ -58,74 +48,15 @@ pub fn from_config(config: &SmtpConfig) -> anyhow::Result<Box<dyn Mailer>> {
     })
 }
 
-/// Idle connections kept for reuse; more are opened when senders run concurrently.
-const MAX_IDLE: usize = 8;
+/// A connection idle longer than this answers a NOOP before it carries a message (a busy
+/// one is not asked: a dead one is replaced anyway, see [`super::smtp`]).
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// SMTP over connections with `TCP_NODELAY`. lettre's pooled transport writes the message
-/// and the end-of-data marker in two writes; with Nagle and the server's delayed ACK every
-/// message then waits ~40 ms for its `250`. Owning the socket avoids that.
-struct Smtp {
-    host: String,
-    port: u16,
-    timeout: Duration,
-    credentials: Option<Credentials>,
-    hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
-}
-
-impl Smtp {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            MailError::Transient(format!("connecting to {}:{}: {e}", self.host, self.port))
-        };
-        let stream = tokio::time::timeout(
-            self.timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|e| unavailable(&e))?
-        .map_err(|e| unavailable(&e))?;
-        stream.set_nodelay(true).map_err(|e| unavailable(&e))?;
-        let mut connection = tokio::time::timeout(
-            self.timeout,
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
-        )
-        .await
-        .map_err(|e| unavailable(&e))?
-        .map_err(classify)?;
-        if let Some(credentials) = &self.credentials {
-            connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(connection)
-    }
-
-    /// An idle connection that still answers NOOP, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, MailError> {
-        loop {
-            let Some(mut connection) = self.idle.lock().await.pop() else {
-                return self.connect().await;
-            };
-            if !connection.has_broken() && connection.test_connected().await {
-                return Ok(connection);
-            }
-        }
-    }
-}
+/// SMTP through a pool of pipelining connections ([`super::smtp`]).
+struct Smtp(Pool);
 
 /// Server replies often quote the recipient ("550 <wang@…>: user unknown"); they end up in
-/// logs, the ledger and status events, so addresses are masked first.
-fn classify(error: lettre::transport::smtp::Error) -> MailError {
-    let text = redact(&error.to_string());
-    if error.is_permanent() {
-        MailError::Permanent(text)
-    } else {
-        MailError::Transient(text)
-    }
-}
-
+/// logs, the ledger and status events, so [`super::smtp`] masks addresses first.
 /// Masks every email address in `text`: `<wang.fang@example.cn>` → `<w***@example.cn>`.
 pub fn redact(text: &str) -> String {
     text.split(' ')
@@ -151,30 +82,7 @@ pub fn redact(text: &str) -> String {
 #[async_trait]
 impl Mailer for Smtp {
     async fn send(&self, message: Message) -> Result<String, MailError> {
-        let mut connection = self.checkout().await?;
-        let sent = tokio::time::timeout(
-            self.timeout,
-            connection.send(message.envelope(), &message.formatted()),
-        )
-        .await;
-        match sent {
-            Ok(Ok(response)) => {
-                let mut idle = self.idle.lock().await;
-                if idle.len() < MAX_IDLE {
-                    idle.push(connection);
-                }
-                Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))
-            }
-            Ok(Err(error)) => Err(classify(error)),
-            Err(_) => Err(MailError::Transient(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        self.0.send(&message).await
     }
 }
 

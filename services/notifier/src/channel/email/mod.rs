@@ -6,6 +6,7 @@
 pub(crate) mod dkim;
 pub(crate) mod mailer;
 pub(crate) mod render;
+pub(crate) mod smtp;
 pub(crate) mod templates;
 
 use std::sync::Arc;
