@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::watch;
 use zhida_audience::Rule;
 use zhida_bus::{HandleError, Handler, Producer, Record};
@@ -55,49 +56,55 @@ impl Handler for PolicyMatcher {
         );
         // Every request is acknowledged before the policy event counts as handled; on a
         // retry the same requests go out again, with the same ids, and the notifier dedups.
-        // Bounded batches keep a city-wide audience from filling the producer queue at once.
-        for batch in resolution.recipients.chunks(SEND_BATCH) {
-            let sends = batch.iter().map(|r| {
-                let event = DeliveryRequested {
-                    policy_id: policy.policy_id.clone(),
-                    recipient_id: r.subject_id.clone(),
-                    channel: r.channel as i32,
-                    address: r.address.clone(),
-                    sealed_address: r.sealed_address.clone(),
-                    recipient_name: r.display_name.clone(),
-                    title: policy.title.clone(),
-                    body: policy.body.clone(),
-                    department: policy.department.clone(),
-                    service_url: policy.service_url.clone(),
-                    reason: r.reason.clone(),
-                    frequency: r.frequency as i32,
-                    language: r.language.clone(),
-                    urgent: policy.urgent,
-                    subscription_id: r.subscription_id.clone(),
-                };
-                // The event id is the delivery's one key, as the notifier's ledger spells it.
-                let id = DeliveryKey {
-                    policy_id: policy.policy_id.clone(),
-                    recipient_id: r.subject_id.clone(),
-                    channel: r.channel,
-                }
-                .encoded();
-                async move {
-                    self.producer
-                        .emit_with_id(&event.recipient_id, &id, &event)
-                        .await
-                }
-            });
-            for result in futures::future::join_all(sends).await {
-                result.map_err(HandleError::transient)?;
+        // A bounded window keeps a city-wide audience from filling the producer queue at
+        // once, and slides (no stall at batch boundaries), so librdkafka's queue stays full
+        // enough to batch.
+        let mut sending = FuturesUnordered::new();
+        for r in &resolution.recipients {
+            let event = DeliveryRequested {
+                policy_id: policy.policy_id.clone(),
+                recipient_id: r.subject_id.clone(),
+                channel: r.channel as i32,
+                address: r.address.clone(),
+                sealed_address: r.sealed_address.clone(),
+                recipient_name: r.display_name.clone(),
+                title: policy.title.clone(),
+                body: policy.body.clone(),
+                department: policy.department.clone(),
+                service_url: policy.service_url.clone(),
+                reason: r.reason.clone(),
+                frequency: r.frequency as i32,
+                language: r.language.clone(),
+                urgent: policy.urgent,
+                subscription_id: r.subscription_id.clone(),
+            };
+            // The event id is the delivery's one key, as the notifier's ledger spells it.
+            let id = DeliveryKey {
+                policy_id: policy.policy_id.clone(),
+                recipient_id: r.subject_id.clone(),
+                channel: r.channel,
             }
+            .encoded();
+            sending.push(async move {
+                self.producer
+                    .emit_with_id(&event.recipient_id, &id, &event)
+                    .await
+            });
+            if sending.len() >= SEND_WINDOW
+                && let Some(sent) = sending.next().await
+            {
+                sent.map_err(HandleError::transient)?;
+            }
+        }
+        while let Some(sent) = sending.next().await {
+            sent.map_err(HandleError::transient)?;
         }
         Ok(())
     }
 }
 
 /// Delivery requests in flight at once per policy.
-const SEND_BATCH: usize = 1000;
+const SEND_WINDOW: usize = 1000;
 
 /// What matching needs of a published policy.
 pub(crate) fn target_of(
