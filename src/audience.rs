@@ -44,7 +44,7 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
         if line.trim().is_empty() {
             continue;
         }
-        let profile: Profile = zhida_proto::json::parse("zhida.events.v1.Profile", &line)
+        let profile = parse_profile(&line)
             .map_err(|e| AudienceError::Invalid(format!("{at}: not a Profile: {e}")))?;
         if let Err(bad) = zhida_profiler::validate(Some(&profile), &today, &catalogue) {
             let problems: Vec<String> = bad
@@ -72,6 +72,12 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
         }
     }
     Ok(())
+}
+
+/// One line of a profiles file: the proto3 JSON of `zhida.events.v1.Profile` (also what
+/// `zhida import` reads).
+pub fn parse_profile(line: &str) -> Result<Profile, zhida_proto::json::JsonError> {
+    zhida_proto::json::parse("zhida.events.v1.Profile", line)
 }
 
 /// A file that cannot be read is an I/O problem; one that is not UTF-8 is bad input.

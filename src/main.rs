@@ -4,6 +4,7 @@
 
 mod audience;
 mod demo;
+mod import;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -112,6 +113,21 @@ enum AsyncCommand {
         #[arg(long, env = "ZHIDA_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Import profiles in bulk into a running profiler: JSON lines (proto3 JSON of
+    /// zhida.events.v1.Profile, as `audience` reads them), streamed in chunks. Prints each
+    /// rejected line as `line N: <field>: <reason>` (stdout) and progress (stderr); exits 2
+    /// if a line was rejected, 1 if the import stopped (saying after which line).
+    /// Importing the same file again changes nothing.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        /// The profiler's (or `serve all`'s) gRPC address.
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        target: String,
+        /// A bearer token with scope profile:write:any (a directory's).
+        #[arg(long, env = "ZHIDA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Create the topics and dead-letter topics (also done by `serve` unless disabled).
     CreateTopics {
         #[arg(long, env = "ZHIDA_CONFIG")]
@@ -124,6 +140,8 @@ enum Ended {
     Done,
     /// A second signal: stopped without draining.
     Forced,
+    /// Done, but some of the input was refused (reported line by line): exit code 2.
+    Rejected,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -299,6 +317,14 @@ fn run(command: AsyncCommand) -> ExitCode {
                 }
                 Ok(Ended::Done)
             }
+            AsyncCommand::Import {
+                file,
+                target,
+                token,
+            } => Ok(match import::run(&file, &target, token.as_deref()).await? {
+                import::Ended::Imported => Ended::Done,
+                import::Ended::Rejected => Ended::Rejected,
+            }),
             AsyncCommand::CreateTopics { config } => {
                 let (config, _) = Config::load_with::<NotifierConfig>(config.as_deref())?;
                 zhida_bus::ensure_topics(&config.kafka).await?;
@@ -308,6 +334,7 @@ fn run(command: AsyncCommand) -> ExitCode {
     });
     match result {
         Ok(Ended::Done) => ExitCode::SUCCESS,
+        Ok(Ended::Rejected) => ExitCode::from(2),
         Ok(Ended::Forced) => {
             // At once: no waiting for tasks still running, blocking ones included.
             runtime.shutdown_background();

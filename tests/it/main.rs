@@ -12,6 +12,7 @@ mod dkim;
 mod e2e;
 mod email;
 mod helpers;
+mod import;
 mod inbox;
 mod limits;
 mod personal_data;

@@ -52,7 +52,8 @@ fn enterprise(env: &TestEnv) -> Profile {
     }
 }
 
-fn fields(status: &tonic::Status) -> Vec<String> {
+/// The fields an INVALID_ARGUMENT status names, in order.
+pub(crate) fn fields(status: &tonic::Status) -> Vec<String> {
     status
         .get_details_bad_request()
         .expect("BadRequest details")

@@ -42,6 +42,33 @@ impl Contacts {
         Ok(())
     }
 
+    /// Seals `profile` as [`seal`](Self::seal) does, unless it is what `stored` (the
+    /// subject's profile as the directory holds it, sealed) already says once opened:
+    /// then it leaves it and answers false, so an import of the same profile appends
+    /// nothing. A stored copy that does not open counts as different.
+    pub async fn seal_unless_stored(
+        &self,
+        profile: &mut Profile,
+        stored: Option<&Profile>,
+    ) -> Result<bool> {
+        if profile.contacts.iter().all(|c| c.address.is_empty()) {
+            return Ok(stored != Some(&*profile));
+        }
+        let key = self
+            .keys
+            .create(&profile.subject_id)
+            .await
+            .map_err(Error::Keys)?;
+        if let Some(stored) = stored {
+            let mut opened = stored.clone();
+            if open_with(&key, &mut opened).is_ok() && opened == *profile {
+                return Ok(false);
+            }
+        }
+        seal_with(&key, profile);
+        Ok(true)
+    }
+
     /// `profile` as the API answers it: every sealed address opened, in `address`.
     pub async fn open(&self, mut profile: Profile) -> Result<Profile> {
         if profile.contacts.iter().all(|c| c.sealed_address.is_empty()) {
@@ -169,5 +196,60 @@ mod tests {
         contacts.seal(&mut again).await.expect("sealed");
         assert_eq!(contacts.open(again).await.expect("opened"), profile());
         assert!(contacts.open(sealed).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_profile_already_stored_so_is_not_sealed_again_and_a_changed_one_is() {
+        let contacts = Contacts::new(Arc::new(MemorySubjectKeys::default()));
+        let mut stored = profile();
+        assert!(
+            contacts
+                .seal_unless_stored(&mut stored, None)
+                .await
+                .expect("sealed"),
+            "nothing stored: written"
+        );
+        assert!(stored.contacts.iter().all(|c| c.address.is_empty()));
+
+        let mut same = profile();
+        assert!(
+            !contacts
+                .seal_unless_stored(&mut same, Some(&stored))
+                .await
+                .expect("compared"),
+            "the same profile again: nothing to write"
+        );
+        let mut changed = profile();
+        changed.contacts[1].consent = true;
+        assert!(
+            contacts
+                .seal_unless_stored(&mut changed, Some(&stored))
+                .await
+                .expect("sealed")
+        );
+        assert!(changed.contacts.iter().all(|c| c.address.is_empty()));
+        assert_eq!(
+            contacts.open(changed).await.expect("opened").contacts[1].address,
+            "13800138000"
+        );
+
+        let mut bare = Profile {
+            contacts: vec![],
+            ..profile()
+        };
+        assert!(
+            contacts
+                .seal_unless_stored(&mut bare, Some(&stored))
+                .await
+                .expect("compared"),
+            "contacts removed: written"
+        );
+        let stored_bare = bare.clone();
+        assert!(
+            !contacts
+                .seal_unless_stored(&mut bare, Some(&stored_bare))
+                .await
+                .expect("compared")
+        );
     }
 }

@@ -1,24 +1,26 @@
 //! `ProfileService`: profiles and subscriptions (written through the [`Writer`]), one-click
 //! unsubscribe with the signed token of an email's link (checked with the
 //! [`Keyring`](zhida_unsubscribe::Keyring)), and the read-only questions asked before
-//! publishing (`PreviewAudience`, `ExplainMatch`). Handlers check requests field by field
+//! publishing (`PreviewAudience`, `ExplainMatch`); bulk loads stream through [`import`]. Handlers check requests field by field
 //! and speak [`Error`]; the host holds calls until the replay caught up and gives each its
 //! span.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
-use tonic::{Request, Response, Status};
+use futures::Stream;
+use tonic::{Request, Response, Status, Streaming};
 use zhida_audience::Rule;
 use zhida_catalogue::Catalogue;
 use zhida_proto::{
     events::v1::{PolicyPublished, Profile},
     profile::v1::{
         AudienceSample, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
-        ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ListSubscriptionsRequest,
-        ListSubscriptionsResponse, PolicyDraft, PreviewAudienceRequest, PreviewAudienceResponse,
-        SubscribeRequest, SubscribeResponse, UnsubscribeByTokenRequest, UnsubscribeByTokenResponse,
-        UnsubscribeRequest, UnsubscribeResponse, Unsubscribed, UpsertProfileRequest,
-        UpsertProfileResponse, profile_service_server::ProfileService,
+        ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ImportProfilesRequest,
+        ImportProfilesResponse, ListSubscriptionsRequest, ListSubscriptionsResponse, PolicyDraft,
+        PreviewAudienceRequest, PreviewAudienceResponse, SubscribeRequest, SubscribeResponse,
+        UnsubscribeByTokenRequest, UnsubscribeByTokenResponse, UnsubscribeRequest,
+        UnsubscribeResponse, Unsubscribed, UpsertProfileRequest, UpsertProfileResponse,
+        profile_service_server::ProfileService,
     },
 };
 use zhida_runtime::{FieldViolations, auth::authorize_subject};
@@ -27,7 +29,7 @@ use crate::{
     directory::Target,
     document,
     error::{Error, Result},
-    profile,
+    import, profile,
     replica::Replica,
     writer::{Change, Writer},
 };
@@ -115,6 +117,21 @@ fn draft_target(draft: Option<PolicyDraft>, catalogue: &Catalogue) -> Result<Tar
 
 #[tonic::async_trait]
 impl ProfileService for ProfileApi {
+    type ImportProfilesStream =
+        Pin<Box<dyn Stream<Item = Result<ImportProfilesResponse, Status>> + Send + 'static>>;
+
+    /// Needs the `profile:write:any` scope (the layer checks it): no per-subject check.
+    async fn import_profiles(
+        &self,
+        request: Request<Streaming<ImportProfilesRequest>>,
+    ) -> Result<Response<Self::ImportProfilesStream>, Status> {
+        Ok(Response::new(Box::pin(import::run(
+            request.into_inner(),
+            self.writer.clone(),
+            self.catalogue.clone(),
+        ))))
+    }
+
     async fn upsert_profile(
         &self,
         request: Request<UpsertProfileRequest>,

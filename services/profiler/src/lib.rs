@@ -14,6 +14,7 @@
 //! - [`contacts`]: contact addresses sealed under the subject's key, shredded on delete;
 //! - [`matcher`]: the `policy.events` handler that requests deliveries;
 //! - [`grpc`]: the `ProfileService` handlers;
+//! - [`import`]: `ImportProfiles`, bulk upserts in checked chunks;
 //! - [`profile`], [`directory`], [`document`]: the pure model, its validation (against the
 //!   district's [`Catalogue`], built once here and passed down) and indexes;
 //! - [`error`]: the profiler's errors and their one mapping to gRPC statuses.
@@ -23,6 +24,7 @@ mod directory;
 pub mod document;
 mod error;
 mod grpc;
+mod import;
 mod matcher;
 mod profile;
 mod replica;

@@ -10,7 +10,7 @@ use std::{
 use tokio::sync::Notify;
 use zhida_bus::TableRecord;
 use zhida_catalogue::Industries;
-use zhida_proto::events::v1::ProfileUpserted;
+use zhida_proto::events::v1::{Profile, ProfileUpserted};
 use zhida_store::LogPosition;
 
 use crate::directory::{Directory, Resolution, Target};
@@ -114,6 +114,16 @@ impl Replica {
         let mut state = self.write();
         state.ahead.insert(key.to_string(), offset);
         change(&mut state.directory);
+    }
+
+    /// [`wrote`](Self::wrote) for a batch of upserts, each acknowledged at its offset,
+    /// under one lock.
+    pub fn wrote_profiles(&self, writes: impl IntoIterator<Item = (i64, Profile)>) {
+        let mut state = self.write();
+        for (offset, profile) in writes {
+            state.ahead.insert(profile.subject_id.clone(), offset);
+            state.directory.upsert(profile);
+        }
     }
 
     /// Waits until this copy of `key` includes the write that landed `at`; false if it

@@ -1,6 +1,7 @@
-//! The audit trail: every call of a state-changing RPC ([`Class::Write`] in
-//! [`crate::auth::RPC_ACCESS`]) is recorded with who made it (the [`Principal`]'s key),
-//! what (the RPC's path), when, and how it ended (the gRPC status code), and handed to an
+//! The audit trail: every call of a state-changing RPC (a write
+//! [`Class`](crate::limits::Class) in [`crate::auth::RPC_ACCESS`]) is recorded with who
+//! made it (the [`Principal`]'s key), what (the RPC's path), when, and how it ended (the
+//! gRPC status code; for a write stream, `ImportProfiles`, how it opened), and handed to an
 //! [`AuditSink`]; the binary drains the sink into the `audit` topic. No personal data:
 //! the principal is a kind and an id, the request body is never looked at.
 //!
@@ -19,10 +20,7 @@ use tokio::sync::mpsc;
 use tonic::body::Body;
 use tower_service::Service;
 
-use crate::{
-    auth::Principal,
-    limits::{Class, class},
-};
+use crate::{auth::Principal, limits::class};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -108,7 +106,7 @@ where
         let record = self
             .sink
             .clone()
-            .filter(|_| class(request.uri().path()) == Class::Write)
+            .filter(|_| class(request.uri().path()).is_write())
             .map(|sink| {
                 let principal = request
                     .extensions()

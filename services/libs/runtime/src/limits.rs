@@ -10,8 +10,14 @@
 //!   empty bucket answers `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` saying when
 //!   the next token is due;
 //! - **streams**: a caller may hold at most `grpc.max_streams_per_caller` server streams
-//!   (`StreamInbox`, health `Watch`, reflection) open at once; one more is
-//!   `RESOURCE_EXHAUSTED` until one of them ends.
+//!   (`StreamInbox`, health `Watch`, reflection, `ImportProfiles`) open at once; one more
+//!   is `RESOURCE_EXHAUSTED` until one of them ends;
+//! - **write streams** ([`Class::WriteStream`]: `ImportProfiles`, a client stream of
+//!   writes): opening one takes one write token and one stream slot, and the request size
+//!   limit applies to each of its messages instead of the whole stream, which may carry
+//!   any number of them. What one message may hold is bounded by its handler (an import
+//!   chunk is at most 1,000 profiles), and the next message is read only once the last is
+//!   written, so one stream writes at the server's pace, one chunk at a time.
 //!
 //! The caller is the [`Principal`] the authentication layer put into the request
 //! ([`Principal::key`]); a request without one (no authentication, or a public RPC such as
@@ -103,6 +109,21 @@ pub enum Class {
     Write,
     /// A server stream held open: counts against the caller's stream cap.
     Stream,
+    /// A client stream of writes: takes a write token when it opens, counts against the
+    /// stream cap while open, and its request size limit applies to each message.
+    WriteStream,
+}
+
+impl Class {
+    /// Whether it changes state (audited, and costs a write token).
+    pub fn is_write(self) -> bool {
+        matches!(self, Class::Write | Class::WriteStream)
+    }
+
+    /// Whether it is a streaming RPC (holds one of the caller's stream slots).
+    pub fn is_stream(self) -> bool {
+        matches!(self, Class::Stream | Class::WriteStream)
+    }
 }
 
 /// The streaming RPCs every server answers besides Zhida's own (open to anyone when
@@ -311,12 +332,18 @@ where
             .extensions()
             .get::<Principal>()
             .map_or_else(|| ANONYMOUS_KEY.to_string(), Principal::key);
-        let admitted = match class(request.uri().path()) {
+        let class = class(request.uri().path());
+        let admitted = match class {
             Class::Read => Ok(None),
             Class::Write => self.state.write(&key, Instant::now()).map(|()| None),
             Class::Stream => self.state.open_stream(&key).map(Some),
+            Class::WriteStream => self
+                .state
+                .write(&key, Instant::now())
+                .and_then(|()| self.state.open_stream(&key).map(Some)),
         };
         let max = self.state.config.max_request_bytes;
+        let per_message = class == Class::WriteStream;
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
@@ -327,7 +354,13 @@ where
                     return Ok(status.into_http());
                 }
             };
-            let request = request.map(|body| Body::new(Capped::new(body, max)));
+            let request = request.map(|body| {
+                Body::new(if per_message {
+                    Capped::per_message(body, max)
+                } else {
+                    Capped::new(body, max)
+                })
+            });
             let response = inner.call(request).await?;
             Ok(match guard {
                 Some(guard) => response.map(|body| {
@@ -342,16 +375,89 @@ where
     }
 }
 
-/// A request body that fails with `RESOURCE_EXHAUSTED` once more than `max` bytes came.
+/// A request body that fails with `RESOURCE_EXHAUSTED` once more than `max` bytes came
+/// (in all, or in one gRPC message when `messages` follows them).
 struct Capped {
     body: Body,
     max: usize,
     seen: usize,
+    messages: Option<Messages>,
 }
 
 impl Capped {
     fn new(body: Body, max: usize) -> Self {
-        Self { body, max, seen: 0 }
+        Self {
+            body,
+            max,
+            seen: 0,
+            messages: None,
+        }
+    }
+
+    /// Caps each gRPC message at `max` bytes (its 5-byte prefix included), not the body.
+    fn per_message(body: Body, max: usize) -> Self {
+        Self {
+            messages: Some(Messages::default()),
+            ..Self::new(body, max)
+        }
+    }
+
+    /// Counts `data`; the status to answer when it went over the cap.
+    fn count(&mut self, data: &[u8]) -> Option<Status> {
+        let Some(messages) = &mut self.messages else {
+            self.seen = self.seen.saturating_add(data.len());
+            return (self.seen > self.max).then(|| {
+                Status::resource_exhausted(format!(
+                    "the request is larger than {} bytes, the most this server accepts",
+                    self.max
+                ))
+            });
+        };
+        let length = messages.too_long(data, self.max)?;
+        self.seen = self.max + 1;
+        Some(Status::resource_exhausted(format!(
+            "a message of {length} bytes: one message of this stream may be at most {} bytes",
+            self.max
+        )))
+    }
+}
+
+/// Where a stream of gRPC messages (each a 5-byte prefix: flag and big-endian length,
+/// then the message) stands across body frames.
+#[derive(Debug, Default)]
+struct Messages {
+    prefix: [u8; 5],
+    /// Bytes of the current prefix read so far.
+    prefix_read: usize,
+    /// Bytes of the current message still to come.
+    left: usize,
+}
+
+impl Messages {
+    /// Follows `data`; the length (prefix included) of the first message it starts that is
+    /// longer than `max`, if any.
+    fn too_long(&mut self, mut data: &[u8], max: usize) -> Option<usize> {
+        while !data.is_empty() {
+            if self.left > 0 {
+                let n = self.left.min(data.len());
+                self.left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.prefix_read).min(data.len());
+            self.prefix[self.prefix_read..self.prefix_read + n].copy_from_slice(&data[..n]);
+            self.prefix_read += n;
+            data = &data[n..];
+            if self.prefix_read == 5 {
+                self.prefix_read = 0;
+                let [_, a, b, c, d] = self.prefix;
+                self.left = u32::from_be_bytes([a, b, c, d]) as usize;
+                if self.left.saturating_add(5) > max {
+                    return Some(self.left.saturating_add(5));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -370,14 +476,9 @@ impl HttpBody for Capped {
         let frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
+            && let Some(status) = this.count(data)
         {
-            this.seen = this.seen.saturating_add(data.len());
-            if this.seen > this.max {
-                return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                    "the request is larger than {} bytes, the most this server accepts",
-                    this.max
-                )))));
-            }
+            return Poll::Ready(Some(Err(status)));
         }
         Poll::Ready(frame)
     }
@@ -543,6 +644,31 @@ mod tests {
     }
 
     #[test]
+    fn an_import_stream_caps_each_message_not_the_stream() {
+        let frame = |length: u32| {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(&length.to_be_bytes());
+            bytes.extend(std::iter::repeat_n(7u8, length as usize));
+            bytes
+        };
+        let mut messages = Messages::default();
+        // Many messages under the cap, split across body frames anywhere (here: in the
+        // middle of prefixes and of messages), pass however much they add up to.
+        let stream: Vec<u8> = (0..50).flat_map(|_| frame(95)).collect();
+        for piece in stream.chunks(7) {
+            assert_eq!(messages.too_long(piece, 100), None);
+        }
+        let mut over = frame(96);
+        over.truncate(3);
+        assert_eq!(
+            messages.too_long(&over[..3], 100),
+            None,
+            "the prefix is not complete"
+        );
+        assert_eq!(messages.too_long(&[0, 96], 100), Some(101));
+    }
+
+    #[test]
     fn every_rpc_of_every_service_has_a_class_and_the_streams_are_exactly_the_streaming_rpcs() {
         let pool = prost_reflect::DescriptorPool::decode(zhida_proto::FILE_DESCRIPTOR_SET)
             .expect("descriptor set");
@@ -566,11 +692,19 @@ mod tests {
         assert_eq!(table, rpcs, "RPC_ACCESS must name every Zhida RPC once");
         let mut streams: Vec<&str> = crate::auth::RPC_ACCESS
             .iter()
-            .filter(|(_, _, class)| *class == Class::Stream)
+            .filter(|(_, _, class)| class.is_stream())
             .map(|(path, _, _)| *path)
             .collect();
         streams.sort_unstable();
-        assert_eq!(streams, streaming, "a streaming RPC must be classed Stream");
+        streaming.sort();
+        assert_eq!(
+            streams, streaming,
+            "a streaming RPC must be classed Stream or WriteStream"
+        );
+        assert_eq!(
+            class("/zhida.profile.v1.ProfileService/ImportProfiles"),
+            Class::WriteStream
+        );
         assert_eq!(
             class("/grpc.health.v1.Health/Watch"),
             Class::Stream,

@@ -37,7 +37,7 @@ pub use inbox::{
 };
 pub use keys::{MemorySubjectKeys, RedisSubjectKeys, SubjectKeys};
 pub use lease::{
-    LAST_WRITE_TTL, Lease, LogPosition, MemoryWriteLeases, RedisWriteLeases, WriteLeases,
+    LAST_WRITE_TTL, Lease, LogPosition, MemoryWriteLeases, RedisWriteLeases, Release, WriteLeases,
 };
 pub use ledger::{
     Begin, DeliveryKey, DeliveryLedger, MemoryLedger, Outcome, OutcomeState, RedisLedger, Status,

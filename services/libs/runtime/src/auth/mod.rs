@@ -226,6 +226,12 @@ pub const RPC_ACCESS: &[(&str, Access, Class)] = &[
         PROFILE_WRITE,
         Class::Write,
     ),
+    // A directory system's bulk load: every subject's profile, so only `any`.
+    (
+        "/zhida.profile.v1.ProfileService/ImportProfiles",
+        Access::Scope(PROFILE_WRITE_ANY),
+        Class::WriteStream,
+    ),
     (
         "/zhida.profile.v1.ProfileService/GetProfile",
         PROFILE_READ,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{LogPosition, WriteLeases};
+use super::{LogPosition, Release, WriteLeases};
 
 /// One holder per key; releasing hands the position of the holder's write to the next one,
 /// and a release without a write (or by a stranger) changes nothing it should not.
@@ -133,4 +133,94 @@ pub async fn write_lease_expires_and_its_late_release_records_nothing(leases: &d
         Some(early),
         "the late write was not recorded"
     );
+}
+
+/// Batches behave key by key as single calls do: a held key is not taken (nor a key named
+/// twice, twice), each release answers for itself, and what a batch release records is
+/// what the next holder is handed.
+pub async fn leases_in_batches_behave_as_one_by_one(leases: &dyn WriteLeases) {
+    let ttl = Duration::from_secs(30);
+    assert_eq!(
+        leases.acquire_many(&[], ttl).await.expect("acquire"),
+        vec![]
+    );
+    let at = LogPosition {
+        partition: 1,
+        offset: 5,
+    };
+    let held = leases
+        .acquire("b-1", ttl)
+        .await
+        .expect("acquire")
+        .expect("free");
+    assert!(
+        leases
+            .release("b-1", &held.token, Some(at))
+            .await
+            .expect("release")
+    );
+    let elsewhere = leases
+        .acquire("b-2", ttl)
+        .await
+        .expect("acquire")
+        .expect("free");
+
+    let batch = leases
+        .acquire_many(&["b-1", "b-2", "b-3", "b-3"], ttl)
+        .await
+        .expect("acquire_many");
+    assert_eq!(batch.len(), 4);
+    let first = batch[0].clone().expect("b-1 is free");
+    assert_eq!(first.last_write, Some(at), "the last write is handed on");
+    assert_eq!(batch[1], None, "b-2 is held elsewhere");
+    let third = batch[2].clone().expect("b-3 is free");
+    assert_eq!(third.last_write, None);
+    assert_eq!(batch[3], None, "a key named twice is taken once");
+    assert_eq!(
+        leases.acquire("b-1", ttl).await.expect("acquire"),
+        None,
+        "a batch's lease excludes single writers"
+    );
+
+    let later = LogPosition {
+        partition: 1,
+        offset: 9,
+    };
+    let released = leases
+        .release_many(&[
+            Release {
+                key: "b-1",
+                token: &first.token,
+                written: Some(later),
+            },
+            Release {
+                key: "b-2",
+                token: "not-the-token",
+                written: Some(later),
+            },
+            Release {
+                key: "b-3",
+                token: &third.token,
+                written: None,
+            },
+        ])
+        .await
+        .expect("release_many");
+    assert_eq!(released, vec![true, false, true]);
+    assert!(
+        leases
+            .release("b-2", &elsewhere.token, None)
+            .await
+            .expect("release"),
+        "a stranger's batch release left b-2's holder alone"
+    );
+    let again = leases
+        .acquire_many(&["b-1", "b-2", "b-3"], ttl)
+        .await
+        .expect("acquire_many");
+    let positions: Vec<Option<LogPosition>> = again
+        .iter()
+        .map(|lease| lease.as_ref().expect("all released").last_write)
+        .collect();
+    assert_eq!(positions, vec![Some(later), None, None]);
 }

@@ -9,7 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{LAST_WRITE_TTL, Lease, LogPosition, WriteLeases};
+use super::{LAST_WRITE_TTL, Lease, LogPosition, Release, WriteLeases};
 use crate::Result;
 
 #[derive(Default)]
@@ -64,5 +64,24 @@ impl WriteLeases for MemoryWriteLeases {
             entry.last_write = Some((position, now + LAST_WRITE_TTL));
         }
         Ok(true)
+    }
+
+    async fn acquire_many(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Option<Lease>>> {
+        let mut leases = Vec::with_capacity(keys.len());
+        for key in keys {
+            leases.push(self.acquire(key, ttl).await?);
+        }
+        Ok(leases)
+    }
+
+    async fn release_many(&self, releases: &[Release<'_>]) -> Result<Vec<bool>> {
+        let mut released = Vec::with_capacity(releases.len());
+        for release in releases {
+            released.push(
+                self.release(release.key, release.token, release.written)
+                    .await?,
+            );
+        }
+        Ok(released)
     }
 }

@@ -11,6 +11,11 @@
 //! longer; a writer must finish appending well within the ttl (the caller bounds its
 //! append by the producer's timeout). A release that finds the lease gone reports it, so
 //! the caller can tell its client the write may have raced another.
+//!
+//! A bulk writer (the profiler's import) takes and releases the leases of many keys at
+//! once, in one round trip each ([`acquire_many`](WriteLeases::acquire_many),
+//! [`release_many`](WriteLeases::release_many)): each key's lease behaves exactly as if it
+//! had been taken or released alone.
 
 pub mod contract;
 mod memory;
@@ -71,4 +76,21 @@ pub trait WriteLeases: Send + Sync {
     /// the key's last write; a release without a write keeps the previous position.
     /// Returns false, and records nothing, if the lease had expired.
     async fn release(&self, key: &str, token: &str, written: Option<LogPosition>) -> Result<bool>;
+
+    /// [`acquire`](Self::acquire) for each of `keys`, in one round trip: one answer per
+    /// key, in order (`None` where somebody holds it). A key named twice is taken once:
+    /// its second answer is `None`.
+    async fn acquire_many(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Option<Lease>>>;
+
+    /// [`release`](Self::release) for each of `releases`, in one round trip: one answer
+    /// per release, in order.
+    async fn release_many(&self, releases: &[Release<'_>]) -> Result<Vec<bool>>;
+}
+
+/// One release of [`WriteLeases::release_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release<'a> {
+    pub key: &'a str,
+    pub token: &'a str,
+    pub written: Option<LogPosition>,
 }

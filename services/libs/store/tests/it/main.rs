@@ -341,3 +341,14 @@ async fn redis_racing_replicas_create_one_subject_key() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn memory_leases_in_batches_behave_as_one_by_one() {
+    contract::leases_in_batches_behave_as_one_by_one(&MemoryWriteLeases::default()).await;
+}
+
+#[tokio::test]
+async fn redis_leases_in_batches_behave_as_one_by_one() {
+    let (conn, prefix) = redis().await;
+    contract::leases_in_batches_behave_as_one_by_one(&RedisWriteLeases::new(conn, &prefix)).await;
+}
