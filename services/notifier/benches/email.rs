@@ -2,9 +2,14 @@
 //! signing off, with an Ed25519 key and with an RSA-2048 key, side by side in one run:
 //! - **render + sign**: the message built from the templates (multipart/alternative, the
 //!   unsubscribe token), signed, and serialised for the wire; no I/O;
-//! - **via SMTP**: the same, handed over one at a time (as one consumer sends) to a
-//!   Postfix `smtp-sink` this bench starts on a free port without a dump, so nothing is
-//!   written to disk (the servers' `deploy/servers.sh up` installs it).
+//! - **via SMTP**: the same, handed to a Postfix `smtp-sink` this bench starts on a free
+//!   port without a dump, so nothing is written to disk (the servers' `deploy/servers.sh
+//!   up` installs it; it offers PIPELINING), in several ways: one at a time over one
+//!   connection without pipelining (four round trips a message, as lettre sent them: the
+//!   baseline), the same with pipelining (two), and `CONCURRENT` senders at once over a
+//!   pool of 1, 4 and 8 pipelining connections (as the notifier's consumer loop sends
+//!   them), and over 8 without pipelining. Each SMTP row also says how many times the
+//!   baseline's rate it reaches.
 //!
 //! `BENCH_EMAILS` messages per cell (default 2000), after a warm-up of 50.
 
@@ -15,6 +20,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use lettre::Message;
 use secrecy::SecretString;
 use zhida_notifier::{
@@ -24,6 +30,19 @@ use zhida_proto::events::v1::{Channel, DeliveryRequested};
 use zhida_unsubscribe::{Keyring, UnsubscribeConfig};
 
 const WARM_UP: usize = 50;
+/// Senders at once in the concurrent rows: the consumer loop's default `max_in_flight`.
+const CONCURRENT: usize = 64;
+
+/// The SMTP rows: label, connections, pipelining, senders at once. The first is the
+/// baseline.
+const SMTP_ROWS: [(&str, usize, bool, usize); 6] = [
+    ("SMTP 1 conn, 1 at a time", 1, false, 1),
+    ("  pipelined", 1, true, 1),
+    ("  pipelined, 64 at once", 1, true, CONCURRENT),
+    ("  pipelined, 4 conns, 64", 4, true, CONCURRENT),
+    ("  pipelined, 8 conns, 64", 8, true, CONCURRENT),
+    ("  8 conns, 64, unpipelined", 8, false, CONCURRENT),
+];
 
 /// Serialises each message as the SMTP transport would, and drops it.
 struct Serialise;
@@ -125,19 +144,22 @@ fn dkim(pem: &SecretString) -> DkimConfig {
     }
 }
 
-/// Emails per second through `email`.
-async fn rate(email: &Email, n: usize) -> f64 {
-    for i in 0..WARM_UP {
-        email.send(&request(i)).await;
-    }
-    let started = Instant::now();
-    for i in 0..n {
-        let attempt = email.send(&request(WARM_UP + i)).await;
+/// Emails per second through `email`, `senders` at once.
+async fn rate(email: &Email, n: usize, senders: usize) -> f64 {
+    let send = |i| async move {
+        let attempt = email.send(&request(i)).await;
         assert!(
             matches!(attempt, zhida_notifier::Attempt::Sent { .. }),
             "{attempt:?}"
         );
-    }
+    };
+    futures::stream::iter(0..WARM_UP)
+        .for_each_concurrent(senders, send)
+        .await;
+    let started = Instant::now();
+    futures::stream::iter(WARM_UP..WARM_UP + n)
+        .for_each_concurrent(senders, send)
+        .await;
     n as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -178,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut offline = Vec::new();
-    let mut smtp = Vec::new();
+    let mut smtp = vec![Vec::new(); SMTP_ROWS.len()];
     for (_, pem) in &keys {
         let signer = || {
             pem.as_ref()
@@ -186,11 +208,14 @@ async fn main() -> anyhow::Result<()> {
                 .transpose()
         };
         let email = Email::new(Box::new(Serialise), &from, keyring.clone(), signer()?)?;
-        offline.push(rate(&email, n).await);
-        if let Some(sink) = &sink {
+        offline.push(rate(&email, n, 1).await);
+        let Some(sink) = &sink else { continue };
+        for ((_, connections, pipelining, senders), rates) in SMTP_ROWS.iter().zip(&mut smtp) {
             let config = SmtpConfig {
                 host: "127.0.0.1".into(),
                 port: sink.port,
+                max_connections: *connections,
+                pipelining: *pipelining,
                 ..SmtpConfig::default()
             };
             let email = Email::new(
@@ -199,12 +224,12 @@ async fn main() -> anyhow::Result<()> {
                 keyring.clone(),
                 signer()?,
             )?;
-            smtp.push(rate(&email, n).await);
+            rates.push(rate(&email, n, *senders).await);
         }
     }
 
     println!(
-        "\nemails/s through the email channel, {n} notices per cell, one at a time ({}):",
+        "\nemails/s through the email channel, {n} notices per cell ({}):",
         cpu()
     );
     print!("{:<28}", "");
@@ -212,19 +237,33 @@ async fn main() -> anyhow::Result<()> {
         print!("{name:>12}");
     }
     println!();
-    let row = |label: &str, rates: &[f64]| {
+    let row = |label: &str, rates: &[f64], baseline: Option<&[f64]>| {
         print!("{label:<28}");
         for r in rates {
             print!("{:>12.0}", r);
         }
-        if let (Some(off), Some(ed)) = (rates.first(), rates.get(1)) {
-            print!("   Ed25519 = {:.0}% of off", ed / off * 100.0);
+        match baseline {
+            Some(baseline) => {
+                let ratios: Vec<String> = rates
+                    .iter()
+                    .zip(baseline)
+                    .map(|(r, b)| format!("×{:.1}", r / b))
+                    .collect();
+                print!("   {} of the first SMTP row", ratios.join(" "));
+            }
+            None => {
+                if let (Some(off), Some(ed)) = (rates.first(), rates.get(1)) {
+                    print!("   Ed25519 = {:.0}% of off", ed / off * 100.0);
+                }
+            }
         }
         println!();
     };
-    row("render + sign (no I/O)", &offline);
-    if !smtp.is_empty() {
-        row("via SMTP to smtp-sink", &smtp);
+    row("render + sign (no I/O)", &offline, None);
+    if sink.is_some() {
+        for ((label, ..), rates) in SMTP_ROWS.iter().zip(&smtp) {
+            row(label, rates, Some(&smtp[0]));
+        }
     }
     Ok(())
 }
