@@ -527,6 +527,8 @@ mod tests {
         data_delay: Duration,
         /// The mechanisms of its AUTH line; then MAIL needs `user`/`secret` first.
         auth: Option<&'static str>,
+        /// Stores the message with this number, then closes without a reply.
+        vanish_after: Option<usize>,
     }
 
     /// What the fake server saw.
@@ -709,6 +711,9 @@ mod tests {
                     seen.per_connection[id] += 1;
                     seen.messages.len()
                 };
+                if script.vanish_after == Some(queued) {
+                    return Ok(());
+                }
                 write
                     .write_all(format!("250 2.0.0 Ok: queued as Q{queued}\r\n").as_bytes())
                     .await?;
@@ -953,6 +958,30 @@ mod tests {
                 assert_eq!(seen.messages.len(), 2);
             });
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_after_the_data_is_a_retry_later_not_a_second_copy_now() {
+        let fake = Fake::start(Script {
+            pipelining: true,
+            vanish_after: Some(2),
+            ..Script::default()
+        })
+        .await;
+        let pool = pool(fake.port, |_| {});
+        pool.send(&wang()).await.expect("sent");
+        let error = pool.send(&wang()).await.expect_err("no final reply");
+        assert!(
+            matches!(&error, MailError::Transient(d) if d.contains("lost")),
+            "{error:?}"
+        );
+        fake.seen(|seen| {
+            assert_eq!(seen.messages.len(), 2, "stored once, not sent again");
+            assert_eq!(seen.connections, 1);
+        });
+        pool.send(&wang())
+            .await
+            .expect("a new connection for the next");
     }
 
     #[tokio::test]
