@@ -73,5 +73,11 @@ bench-broker:
 repro-fetch-inside-batch BROKER="127.0.0.1:9092":
     cargo run -p zhida-bus --example tansu_fetch_inside_batch -- {{BROKER}}
 
+# The delivery ledger's begin + finish per delivery on the real Redis, one after another
+# and 8/64/256 at once, with commands per Redis read; starts the real servers first.
+bench-ledger:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench -p zhida-store --bench ledger
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email bench-broker
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger
