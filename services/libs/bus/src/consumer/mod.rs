@@ -263,6 +263,7 @@ pub async fn run_consumer<H: Handler>(
         worker,
         tracker: Tracker::default(),
         running: JoinSet::new(),
+        draining: false,
     };
     let limit = spec.in_flight.max(1);
     let mut poll_errors = 0u32;
@@ -275,7 +276,7 @@ pub async fn run_consumer<H: Handler>(
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(done) = work.running.join_next() => {
-                    if !work.finished(done) { break }
+                    if !work.finished(done)? { break }
                 }
             }
             continue;
@@ -284,7 +285,7 @@ pub async fn run_consumer<H: Handler>(
             biased;
             _ = shutdown.cancelled() => break,
             Some(done) = work.running.join_next() => {
-                if !work.finished(done) { break }
+                if !work.finished(done)? { break }
                 continue;
             }
             _ = watchdog.tick() => {
@@ -322,8 +323,9 @@ pub async fn run_consumer<H: Handler>(
     }
     // Nothing new starts; what runs finishes (or, waiting out a backoff, stays unfinished).
     let in_flight = work.running.len();
+    work.draining = true;
     while let Some(done) = work.running.join_next().await {
-        work.finished(done);
+        work.finished(done)?;
     }
     commit_stored(&consumer);
     consumer.unsubscribe();
@@ -337,6 +339,8 @@ struct Work<'c, H> {
     worker: Arc<Worker<H>>,
     tracker: Tracker,
     running: JoinSet<(Ticket, Handled)>,
+    /// Shutting down: records that finish are booked, none starts.
+    draining: bool,
 }
 
 impl<H: Handler> Work<'_, H> {
@@ -354,17 +358,15 @@ impl<H: Handler> Work<'_, H> {
 
     /// Books a record that ended: starts the next of its key and stores the partition's
     /// new position. False when it did not finish (shutdown came while it waited to retry).
-    fn finished(&mut self, done: Result<(Ticket, Handled), tokio::task::JoinError>) -> bool {
-        let (ticket, handled) = match done {
-            Ok(done) => done,
-            // Tasks are never aborted, and a panicking handler is caught inside the task.
-            Err(error) => {
-                tracing::error!(%error, "consumer task ended abnormally");
-                return false;
-            }
-        };
+    fn finished(
+        &mut self,
+        done: Result<(Ticket, Handled), tokio::task::JoinError>,
+    ) -> anyhow::Result<bool> {
+        // Tasks are never aborted, and a handler's panic is caught inside its task.
+        let (ticket, handled) =
+            done.map_err(|e| anyhow::anyhow!("consumer task ended abnormally: {e}"))?;
         if handled == Handled::Interrupted {
-            return false;
+            return Ok(false);
         }
         self.forget_revoked();
         let finished = self.tracker.finish(&ticket);
@@ -380,10 +382,10 @@ impl<H: Handler> Work<'_, H> {
                 tracing::warn!(%error, partition = ticket.partition, position, "offset not stored; records from there will be redelivered");
             }
         }
-        if let Some((ticket, record)) = finished.next {
+        if let Some((ticket, record)) = finished.next.filter(|_| !self.draining) {
             self.start(ticket, record);
         }
-        true
+        Ok(true)
     }
 }
 
