@@ -105,7 +105,8 @@ impl Pool {
             let failure = match outcome {
                 Ok(Ok(reply)) => {
                     self.checkin(connection).await;
-                    return Ok(reply.to_string());
+                    // Recorded in the ledger and status events: masked like refusals.
+                    return Ok(redact(&reply.to_string()));
                 }
                 Err(_) => {
                     return Err(MailError::Transient(format!(
