@@ -9,7 +9,12 @@
 //!   baseline), the same with pipelining (two), and `CONCURRENT` senders at once over a
 //!   pool of 1, 4 and 8 pipelining connections (as the notifier's consumer loop sends
 //!   them), and over 8 without pipelining. Each SMTP row also says how many times the
-//!   baseline's rate it reaches.
+//!   baseline's rate it reaches;
+//! - **via SMTP across a network**: the same rows (DKIM off, a quarter of the notices)
+//!   through a relay in this bench that holds every chunk `LINK_DELAY` in each direction,
+//!   as a server across a network would (its measured round trip is printed): on one
+//!   host round trips are nearly free and the CPU is the limit, across a network they
+//!   are what pipelining and parallel connections save.
 //!
 //! `BENCH_EMAILS` messages per cell (default 2000), after a warm-up of 50.
 
@@ -23,6 +28,13 @@ use async_trait::async_trait;
 use futures::StreamExt as _;
 use lettre::Message;
 use secrecy::SecretString;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+};
 use zhida_notifier::{
     Channel as _, DkimConfig, Email, MailError, Mailer, SmtpConfig, generate_ed25519_pem,
 };
@@ -32,6 +44,9 @@ use zhida_unsubscribe::{Keyring, UnsubscribeConfig};
 const WARM_UP: usize = 50;
 /// Senders at once in the concurrent rows: the consumer loop's default `max_in_flight`.
 const CONCURRENT: usize = 64;
+
+/// One way, in the rows across a network (tokio's timer rounds it up to whole ms).
+const LINK_DELAY: Duration = Duration::from_millis(1);
 
 /// The SMTP rows: label, connections, pipelining, senders at once. The first is the
 /// baseline.
@@ -144,6 +159,29 @@ fn dkim(pem: &SecretString) -> DkimConfig {
     }
 }
 
+/// The email channel over SMTP to `port` as `row` says.
+fn via_smtp(
+    port: u16,
+    (_, connections, pipelining, _): &(&str, usize, bool, usize),
+    from: &str,
+    keyring: &Arc<Keyring>,
+    dkim: Option<zhida_notifier::Dkim>,
+) -> anyhow::Result<Email> {
+    let config = SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        max_connections: *connections,
+        pipelining: *pipelining,
+        ..SmtpConfig::default()
+    };
+    Email::new(
+        zhida_notifier::mailer(&config)?,
+        from,
+        keyring.clone(),
+        dkim,
+    )
+}
+
 /// Emails per second through `email`, `senders` at once.
 async fn rate(email: &Email, n: usize, senders: usize) -> f64 {
     let send = |i| async move {
@@ -161,6 +199,62 @@ async fn rate(email: &Email, n: usize, senders: usize) -> f64 {
         .for_each_concurrent(senders, send)
         .await;
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A relay on a free port to `port` that holds every chunk `delay` in each direction;
+/// and its median round trip (NOOP to `250`).
+async fn delayed(port: u16, delay: Duration) -> anyhow::Result<(u16, Duration)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let relay = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)).await else {
+                continue;
+            };
+            for socket in [&client, &server] {
+                let _ = socket.set_nodelay(true);
+            }
+            let ((client_in, client_out), (server_in, server_out)) =
+                (client.into_split(), server.into_split());
+            tokio::spawn(hold(client_in, server_out, delay));
+            tokio::spawn(hold(server_in, client_out, delay));
+        }
+    });
+    let mut probe = BufReader::new(TcpStream::connect(("127.0.0.1", relay)).await?);
+    let mut line = String::new();
+    probe.read_line(&mut line).await?;
+    let mut round_trips = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
+        probe.get_mut().write_all(b"NOOP\r\n").await?;
+        line.clear();
+        probe.read_line(&mut line).await?;
+        round_trips.push(started.elapsed());
+    }
+    round_trips.sort();
+    Ok((relay, round_trips[round_trips.len() / 2]))
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived.
+async fn hold(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+    let (chunks, mut held) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((arrived, chunk)) = held.recv().await {
+            tokio::time::sleep_until((arrived + delay).into()).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer).await {
+        if chunks
+            .send((Instant::now(), buffer[..read].to_vec()))
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 fn cpu() -> String {
@@ -210,21 +304,19 @@ async fn main() -> anyhow::Result<()> {
         let email = Email::new(Box::new(Serialise), &from, keyring.clone(), signer()?)?;
         offline.push(rate(&email, n, 1).await);
         let Some(sink) = &sink else { continue };
-        for ((_, connections, pipelining, senders), rates) in SMTP_ROWS.iter().zip(&mut smtp) {
-            let config = SmtpConfig {
-                host: "127.0.0.1".into(),
-                port: sink.port,
-                max_connections: *connections,
-                pipelining: *pipelining,
-                ..SmtpConfig::default()
-            };
-            let email = Email::new(
-                zhida_notifier::mailer(&config)?,
-                &from,
-                keyring.clone(),
-                signer()?,
-            )?;
-            rates.push(rate(&email, n, *senders).await);
+        for (row, rates) in SMTP_ROWS.iter().zip(&mut smtp) {
+            let email = via_smtp(sink.port, row, &from, &keyring, signer()?)?;
+            rates.push(rate(&email, n, row.3).await);
+        }
+    }
+    let mut across = Vec::new();
+    let mut round_trip = Duration::ZERO;
+    if let Some(sink) = &sink {
+        let relay;
+        (relay, round_trip) = delayed(sink.port, LINK_DELAY).await?;
+        for row in &SMTP_ROWS {
+            let email = via_smtp(relay, row, &from, &keyring, None)?;
+            across.push(rate(&email, n / 4, row.3).await);
         }
     }
 
@@ -263,6 +355,15 @@ async fn main() -> anyhow::Result<()> {
     if sink.is_some() {
         for ((label, ..), rates) in SMTP_ROWS.iter().zip(&smtp) {
             row(label, rates, Some(&smtp[0]));
+        }
+        println!(
+            "\nacross a network: {:?} held each way, a round trip {:.1} ms (median NOOP), DKIM off, {} notices per cell:",
+            LINK_DELAY,
+            round_trip.as_secs_f64() * 1000.0,
+            n / 4
+        );
+        for ((label, ..), rate) in SMTP_ROWS.iter().zip(&across) {
+            row(label, &[*rate], Some(&across[..1]));
         }
     }
     Ok(())
