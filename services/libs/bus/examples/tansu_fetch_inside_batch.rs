@@ -6,7 +6,8 @@
 //! cargo run -p zhida-bus --example tansu_fetch_inside_batch [-- 127.0.0.1:9092]
 //! ```
 //!
-//! The broker is the first argument, else `ZHIDA_TEST_KAFKA`, else `127.0.0.1:9092`.
+//! The broker is the first argument, else `ZHIDA_TEST_KAFKA`, else `127.0.0.1:9092`;
+//! `REPRO_DEBUG=fetch` shows librdkafka's view of each fetch on stderr.
 //! On a fresh one-partition topic it produces two batches of ten records (offsets 0‥9 and
 //! 10‥19, each sent as one batch by `linger.ms` and a flush between them), then, for each
 //! case, commits an offset for a fresh consumer group and lets a fresh consumer in that
@@ -38,6 +39,13 @@ const BATCHES: i64 = 2;
 const WAIT: Duration = Duration::from_secs(12);
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("REPRO_DEBUG").is_some() {
+        // librdkafka's log lines reach the `log` crate; this prints them.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let brokers = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("ZHIDA_TEST_KAFKA").ok())
@@ -103,11 +111,14 @@ fn span(offsets: &[i64]) -> String {
     }
 }
 
+/// `REPRO_DEBUG=fetch` turns on librdkafka's debug contexts (what each fetch returned).
 fn config(brokers: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("log_level", "3");
+    config.set("bootstrap.servers", brokers);
+    match std::env::var("REPRO_DEBUG") {
+        Ok(contexts) => config.set("debug", contexts),
+        Err(_) => config.set("log_level", "3"),
+    };
     config
 }
 
