@@ -73,6 +73,12 @@ bench-broker:
 repro-fetch-inside-batch BROKER="127.0.0.1:9092":
     cargo run -p zhida-bus --example tansu_fetch_inside_batch -- {{BROKER}}
 
+# The delivery ledger's begin + finish per delivery on the real Redis, one after another
+# and 8/64/256 at once, with commands per Redis read; starts the real servers first.
+bench-ledger:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench -p zhida-store --bench ledger
+
 # Profiles/s imported by `zhida import` into one `zhida serve profiler`, beside the same
 # profiles through UpsertProfile (64 callers) and the raw produce rate of their records,
 # with kafka.one_record_per_batch on (default) and off; starts the real servers first.
@@ -81,4 +87,4 @@ bench-import:
     eval "$(deploy/servers.sh env)" && cargo bench --bench import
 
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-import
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import
