@@ -8,20 +8,28 @@
 //! carry their addresses sealed, as the profiler writes them (the replay holds them so, no
 //! key needed); `BENCH_CLEAR=1` writes them in clear instead, as before addresses were
 //! sealed, for comparison.
+//!
+//! Memory is the RSS growth of the replay, per profile, beside the 400 B target; a
+//! second pass splits it into the audience index, the subscription
+//! index and the profile store (the rest): each index is rebuilt alone after the replay, kept
+//! alive, and its own RSS growth measured.
 
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::json;
-use zhida_audience::Rule;
+use zhida_audience::{Index, Rule, Subscription as Indexed, Subscriptions};
 use zhida_catalogue::Catalogue;
-use zhida_profiler::{Directory, Target};
+use zhida_profiler::{Directory, Target, document};
 use zhida_proto::events::v1::{
     Channel, Citizen, Contact, Enterprise, Frequency, Profile, ProfileUpserted, SubjectKind,
     Subscription, profile::Details,
 };
 use zhida_seal::DataKey;
+
+/// The target: a replica's memory per profile, all included.
+const TARGET_BYTES: u64 = 400;
 
 const SEED: u64 = 20_231_120;
 const INDUSTRIES: [&str; 8] = [
@@ -161,6 +169,37 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// RSS growth of the audience index alone and of the subscription index alone, built from
+/// `records` the way the directory builds them; each is kept until both are measured, so
+/// the second does not reuse the first's pages.
+fn breakdown(records: &[Vec<u8>], catalogue: &Catalogue) -> (u64, u64) {
+    let profiles: Vec<Profile> = records
+        .iter()
+        .filter_map(|r| ProfileUpserted::decode(r.as_slice()).ok()?.profile)
+        .collect();
+    let before = rss_bytes();
+    let mut audience = Index::default();
+    for p in &profiles {
+        audience.upsert(&p.subject_id, &document::profile(p), None);
+    }
+    let middle = rss_bytes();
+    let mut subscriptions = Subscriptions::default();
+    for p in &profiles {
+        subscriptions.replace(
+            &p.subject_id,
+            p.subscriptions.iter().map(|s| Indexed {
+                id: s.id.clone(),
+                tags: s.tags.clone(),
+                filter: (!s.filter.is_empty())
+                    .then(|| Rule::parse(&s.filter, &catalogue.industries).expect("valid filter")),
+            }),
+        );
+    }
+    let after = rss_bytes();
+    assert_eq!(audience.len(), profiles.len());
+    (middle.saturating_sub(before), after.saturating_sub(middle))
+}
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -228,12 +267,20 @@ fn main() {
     }
     let took = started.elapsed();
     let grown = rss_bytes().saturating_sub(before);
+    let per_profile = |bytes: u64| bytes / profiles.max(1) as u64;
     println!(
-        "replay into the directory: {:.2} s ({:.0} profiles/s); {} MiB = {} bytes/profile (profiles, contacts, both indexes)",
+        "replay into the directory: {:.2} s ({:.0} profiles/s); {} MiB = {} bytes/profile (profiles, contacts, both indexes; target <= {TARGET_BYTES})",
         took.as_secs_f64(),
         profiles as f64 / took.as_secs_f64(),
         grown >> 20,
-        grown / profiles.max(1) as u64
+        per_profile(grown),
+    );
+    let (audience, subscriptions) = breakdown(&records, &catalogue);
+    println!(
+        "  of which: audience index {} B, subscription index {} B, profile store (the rest) {} B per profile",
+        per_profile(audience),
+        per_profile(subscriptions),
+        per_profile(grown.saturating_sub(audience + subscriptions)),
     );
 
     println!(

@@ -1,12 +1,21 @@
 //! Every profile this replica knows, with the two indexes that answer "who receives this
 //! policy": the audience [`Index`] over profile documents and the [`Subscriptions`] index.
 //! Pure data structure, no I/O; the service feeds it from the `profiles` topic.
+//!
+//! Memory is what a replica of a million profiles costs (issue 9: at most 400 bytes a
+//! profile, all included; `just bench-rebuild` measures it). A profile is kept as its
+//! protobuf encoding, in a `Vec` at its audience document number ([`Index::doc`]), so the
+//! subject id is held once (by the index) and no decoded struct with its dozen heap
+//! strings stays resident: the encoding is a seventh of that. Only the profiles a policy
+//! reaches, a `get` or an `explain` are decoded, and a recipient's fields are cloned from
+//! them exactly as they were from the stored structs before.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
 };
 
+use prost::Message as _;
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
 use zhida_catalogue::Industries;
@@ -82,7 +91,9 @@ impl Explanation {
 
 #[derive(Debug)]
 pub struct Directory {
-    profiles: HashMap<String, Profile>,
+    /// Each profile's protobuf encoding at its audience document number; `None` where no
+    /// document has that number now.
+    profiles: Vec<Option<Box<[u8]>>>,
     audience: Index,
     subscriptions: Subscriptions,
     /// The codes `industry` conditions in subscription filters may name.
@@ -125,7 +136,7 @@ impl Directory {
     /// An empty directory; `industries` are the codes subscription filters may name.
     pub fn new(industries: Industries) -> Self {
         Self {
-            profiles: HashMap::new(),
+            profiles: Vec::new(),
             audience: Index::default(),
             subscriptions: Subscriptions::default(),
             industries,
@@ -133,31 +144,52 @@ impl Directory {
     }
 
     pub fn len(&self) -> usize {
-        self.profiles.len()
+        self.audience.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.profiles.is_empty()
+        self.audience.is_empty()
     }
 
-    pub fn get(&self, subject_id: &str) -> Option<&Profile> {
-        self.profiles.get(subject_id)
+    /// The stored profile of `subject_id`, decoded (profiles are kept encoded).
+    pub fn get(&self, subject_id: &str) -> Option<Profile> {
+        self.decoded(self.audience.doc(subject_id)?)
+    }
+
+    fn decoded(&self, doc: u32) -> Option<Profile> {
+        let bytes = self.profiles.get(doc as usize)?.as_deref()?;
+        // Encoded by `upsert` from a `Profile`, in this process: it decodes.
+        Some(Profile::decode(bytes).expect("a profile this directory encoded"))
     }
 
     /// Inserts or replaces a profile: its old attributes and subscriptions stop matching.
     pub fn upsert(&mut self, profile: Profile) {
-        let id = profile.subject_id.clone();
-        let previous = self.profiles.get(&id).map(document::profile);
-        self.audience
-            .upsert(&id, &document::profile(&profile), previous.as_ref());
+        let id = profile.subject_id.as_str();
+        let previous = self.take(id);
+        let doc = self.audience.upsert(
+            id,
+            &document::profile(&profile),
+            previous.as_ref().map(document::profile).as_ref(),
+        );
         self.subscriptions
-            .replace(&id, indexed(&profile, &self.industries));
-        self.profiles.insert(id, profile);
+            .replace(id, indexed(&profile, &self.industries));
+        let slot = doc as usize;
+        if self.profiles.len() <= slot {
+            self.profiles.resize(slot + 1, None);
+        }
+        self.profiles[slot] = Some(profile.encode_to_vec().into_boxed_slice());
+    }
+
+    /// Takes `subject_id`'s profile out of the store, leaving the indexes as they are.
+    fn take(&mut self, subject_id: &str) -> Option<Profile> {
+        let doc = self.audience.doc(subject_id)?;
+        let bytes = self.profiles.get_mut(doc as usize)?.take()?;
+        Some(Profile::decode(&*bytes).expect("a profile this directory encoded"))
     }
 
     /// Removes a profile from every index.
     pub fn remove(&mut self, subject_id: &str) -> Option<Profile> {
-        let old = self.profiles.remove(subject_id)?;
+        let old = self.take(subject_id)?;
         self.audience
             .remove(subject_id, Some(&document::profile(&old)));
         self.subscriptions.remove_owner(subject_id);
@@ -183,13 +215,13 @@ impl Directory {
         }
         let mut recipients = Vec::new();
         for (id, (conditions, subscription_ids)) in matched {
-            let Some(profile) = self.profiles.get(id) else {
+            let Some(profile) = self.audience.doc(id).and_then(|doc| self.decoded(doc)) else {
                 continue;
             };
             let conditions = conditions.iter().map(|c| c.to_string()).collect();
-            let explanation = self.explanation(profile, target, conditions, &subscription_ids);
+            let explanation = self.explanation(&profile, target, conditions, &subscription_ids);
             for channel in &explanation.channels {
-                let Some(contact) = reachable(profile, *channel) else {
+                let Some(contact) = reachable(&profile, *channel) else {
                     continue;
                 };
                 recipients.push(Recipient {
@@ -204,7 +236,7 @@ impl Directory {
                     } else {
                         Frequency::Immediate
                     },
-                    language: language(profile).to_string(),
+                    language: language(&profile).to_string(),
                     subscription_id: profile
                         .subscriptions
                         .iter()
@@ -226,11 +258,11 @@ impl Directory {
 
     /// Whether and why `subject_id` matches `target`; `None` if there is no such profile.
     pub fn explain(&self, subject_id: &str, target: &Target) -> Option<Explanation> {
-        let profile = self.profiles.get(subject_id)?;
+        let profile = self.get(subject_id)?;
         let conditions = target
             .audience
             .as_ref()
-            .and_then(|rule| rule.explain(&document::profile(profile)))
+            .and_then(|rule| rule.explain(&document::profile(&profile)))
             .unwrap_or_default();
         let subscription_ids: Vec<&str> = self
             .subscriptions
@@ -239,7 +271,7 @@ impl Directory {
             .filter(|s| s.filter.is_none_or(|f| f.matches(&target.document)))
             .map(|s| s.id)
             .collect();
-        Some(self.explanation(profile, target, conditions, &subscription_ids))
+        Some(self.explanation(&profile, target, conditions, &subscription_ids))
     }
 
     fn explanation(
@@ -556,6 +588,43 @@ mod tests {
         assert!(no_consent.matched());
         assert_eq!(no_consent.channels, [Channel::Inbox]);
         assert!(d.explain("nobody", &t).is_none());
+    }
+
+    #[test]
+    fn stored_profiles_come_back_exactly_as_given_after_replacement_and_reuse() {
+        let mut d = directory();
+        let a = subscribed(
+            citizen("a", "五角场街道", &["高校毕业生"], true),
+            "s",
+            &["employment"],
+            r#"{"department": ["区人社局"]}"#,
+        );
+        let mut b = citizen("b", "殷行街道", &[], false);
+        b.contacts[0].sealed_address = vec![0, 1, 2, 255];
+        b.contacts[0].address.clear();
+        d.upsert(a.clone());
+        d.upsert(b.clone());
+        assert_eq!(d.get("a"), Some(a.clone()));
+        assert_eq!(d.get("b"), Some(b.clone()));
+        let mut a2 = a.clone();
+        a2.display_name = "改名".into();
+        a2.subscriptions.clear();
+        d.upsert(a2.clone());
+        assert_eq!(
+            d.get("a"),
+            Some(a2.clone()),
+            "the replacement, not the first"
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.remove("a"), Some(a2));
+        // c takes the number a had: nothing of a shows through.
+        let c = citizen("c", "新江湾城街道", &[], true);
+        d.upsert(c.clone());
+        assert_eq!(d.get("a"), None);
+        assert_eq!(d.get("c"), Some(c));
+        assert_eq!(d.get("b"), Some(b));
+        assert_eq!(d.remove("a"), None);
+        assert_eq!(d.len(), 2);
     }
 
     #[test]

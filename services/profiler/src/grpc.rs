@@ -50,7 +50,7 @@ pub(crate) struct ProfileApi {
 impl ProfileApi {
     fn profile(&self, id: &str) -> Result<Profile> {
         self.replica
-            .with_directory(|directory| directory.get(id).cloned())
+            .with_directory(|directory| directory.get(id))
             .ok_or_else(|| Error::NoProfile(id.to_string()))
     }
 }

@@ -159,7 +159,7 @@ impl Writer {
         }
         let mut change = self
             .replica
-            .with_directory(|directory| decide(directory.get(subject)))?;
+            .with_directory(|directory| decide(directory.get(subject).as_ref()))?;
         match &mut change {
             Change::Put(profile) => self.contacts.seal(profile).await?,
             Change::Delete => self.contacts.shred(subject).await?,
@@ -285,7 +285,7 @@ impl Writer {
         }
         let stored: Vec<Option<Profile>> = self.replica.with_directory(|directory| {
             held.iter()
-                .map(|(profile, _)| directory.get(&profile.subject_id).cloned())
+                .map(|(profile, _)| directory.get(&profile.subject_id))
                 .collect()
         });
         let changed = futures::future::try_join_all(held.iter_mut().zip(&stored).map(

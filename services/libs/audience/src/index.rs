@@ -368,9 +368,17 @@ impl Index {
         self.names.get(id).is_some()
     }
 
-    /// Adds or replaces the document of `id`. When `id` is already indexed, `previous` must
-    /// be the document it was indexed with; `None` makes the replacement sweep every bitmap.
-    pub fn upsert(&mut self, id: &str, document: &Value, previous: Option<&Value>) {
+    /// The dense number of `id`'s document, from 0, below the most documents indexed at
+    /// once: callers keep per-document data in a `Vec` by it instead of a second map keyed
+    /// by id. It stays while the document does; a removed document's number is reused.
+    pub fn doc(&self, id: &str) -> Option<u32> {
+        self.names.get(id)
+    }
+
+    /// Adds or replaces the document of `id`, and answers its number (see [`Index::doc`]).
+    /// When `id` is already indexed, `previous` must be the document it was indexed with;
+    /// `None` makes the replacement sweep every bitmap.
+    pub fn upsert(&mut self, id: &str, document: &Value, previous: Option<&Value>) -> u32 {
         self.remove(id, previous);
         let doc = self.names.insert(id);
         let flat = self.flatten(document, true);
@@ -397,6 +405,7 @@ impl Index {
             index.dates.insert(doc, &dates);
         }
         add(&mut self.all, doc);
+        doc
     }
 
     /// Removes `id`; false if it was not there. `previous` is the document it was indexed
@@ -829,6 +838,24 @@ mod tests {
         let again = names.insert(&ids[0]);
         assert_eq!(names.get(&ids[0]), Some(again));
         assert!(names.remove("nobody").is_none());
+    }
+
+    #[test]
+    fn document_numbers_are_dense_stable_and_reused_after_removal() {
+        let mut index = Index::default();
+        let doc = serde_json::json!({"street": "五角场街道"});
+        let numbers: Vec<u32> = ["a", "b", "c"]
+            .iter()
+            .map(|id| index.upsert(id, &doc, None))
+            .collect();
+        assert_eq!(numbers, [0, 1, 2]);
+        assert_eq!(index.doc("b"), Some(1));
+        assert_eq!(index.upsert("b", &doc, Some(&doc)), 1, "replaced in place");
+        assert!(index.remove("a", Some(&doc)));
+        assert_eq!(index.doc("a"), None);
+        assert_eq!(index.upsert("d", &doc, None), 0, "a's number, free again");
+        assert_eq!(index.doc("d"), Some(0));
+        assert_eq!(index.doc("c"), Some(2));
     }
 
     #[test]
