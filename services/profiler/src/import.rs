@@ -2,8 +2,9 @@
 //! checked profile by profile as `UpsertProfile` checks one ([`check_chunk`], pure): a bad
 //! profile is answered as rejected with its sequence number and field violations, and the
 //! others go to the [`Writer`] as one batch ([`Writer::import`]). A chunk is answered once
-//! its profiles are durable, and the next chunk is read only then, so the stream's own
-//! flow control paces the client and at most one chunk per stream is in the server.
+//! its profiles are durable; the next chunk is written meanwhile, and the one after it is
+//! read only once the first is answered, so the stream's own flow control paces the client
+//! and at most [`CHUNKS_IN_FLIGHT`] chunks per stream are in the server.
 //!
 //! What bounds a stream (it is one call to the per-caller write limit, and one of the
 //! caller's open streams): a chunk holds at most [`MAX_CHUNK`] profiles, and each message
@@ -80,28 +81,32 @@ pub(crate) fn check_chunk(
     Ok(checked)
 }
 
+/// Chunks of one stream written at once: while one waits for the broker's
+/// acknowledgements, the next is checked, leased and sealed.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
 /// The answers to `chunks`: one per chunk, in order, until the chunks end or one fails
-/// (then that failure is the last item).
+/// (then that failure is the last item). Up to [`CHUNKS_IN_FLIGHT`] chunks are written at
+/// once; a subject in both waits for the earlier chunk's lease, so the later line wins.
 pub(crate) fn run(
-    chunks: impl Stream<Item = Result<ImportProfilesRequest, Status>> + Send + Unpin + 'static,
+    chunks: impl Stream<Item = Result<ImportProfilesRequest, Status>> + Send + 'static,
     writer: Writer,
     catalogue: Catalogue,
 ) -> impl Stream<Item = Result<ImportProfilesResponse, Status>> + Send + 'static {
-    futures::stream::unfold(Some(chunks), move |chunks| {
-        let writer = writer.clone();
-        let catalogue = catalogue.clone();
-        async move {
-            let mut chunks = chunks?;
-            let chunk = match chunks.next().await? {
-                Ok(chunk) => chunk,
-                Err(status) => return Some((Err(status), None)),
-            };
-            match import_chunk(chunk, &writer, &catalogue).await {
-                Ok(answer) => Some((Ok(answer), Some(chunks))),
-                Err(status) => Some((Err(status), None)),
-            }
-        }
-    })
+    chunks
+        .map(move |chunk| {
+            let writer = writer.clone();
+            let catalogue = catalogue.clone();
+            async move { import_chunk(chunk?, &writer, &catalogue).await }
+        })
+        .buffered(CHUNKS_IN_FLIGHT)
+        .scan(false, |failed, answer| {
+            let next = (!*failed).then(|| {
+                *failed = answer.is_err();
+                answer
+            });
+            futures::future::ready(next)
+        })
 }
 
 async fn import_chunk(
@@ -120,8 +125,9 @@ async fn import_chunk(
             Status::new(
                 status.code(),
                 format!(
-                    "the chunk from sequence {first_sequence} was not imported (some of it may \
-                     have been; every chunk answered before it was): {}",
+                    "the chunk from sequence {first_sequence} was not imported (some of it, and \
+                     of the chunk after it, may have been; every chunk answered before it \
+                     was): {}",
                     status.message()
                 ),
             )

@@ -16,8 +16,8 @@
 //!   writes): opening one takes one write token and one stream slot, and the request size
 //!   limit applies to each of its messages instead of the whole stream, which may carry
 //!   any number of them. What one message may hold is bounded by its handler (an import
-//!   chunk is at most 1,000 profiles), and the next message is read only once the last is
-//!   written, so one stream writes at the server's pace, one chunk at a time.
+//!   chunk is at most 1,000 profiles), and the handler reads messages only as fast as it
+//!   writes them (two chunks at a time), so one stream writes at the server's pace.
 //!
 //! The caller is the [`Principal`] the authentication layer put into the request
 //! ([`Principal::key`]); a request without one (no authentication, or a public RPC such as
