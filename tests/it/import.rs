@@ -35,7 +35,7 @@ fn json_line(profile: &Profile) -> String {
         .to_string()
 }
 
-/// Records on `topic` so far (the sum of its partitions' high watermarks).
+/// Records on `topic` so far (the sum of its partitions' ends).
 async fn records(env: &TestEnv, topic: Topic) -> i64 {
     let (brokers, topic) = (env.kafka.brokers.clone(), env.topic(topic));
     tokio::task::spawn_blocking(move || {
@@ -51,12 +51,7 @@ async fn records(env: &TestEnv, topic: Topic) -> i64 {
             .topics()
             .iter()
             .flat_map(|t| t.partitions())
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p.id(), timeout)
-                    .expect("watermarks")
-                    .1
-            })
+            .map(|p| zhida_bus::log_end(&brokers, &topic, p.id()).expect("end"))
             .sum()
     })
     .await
@@ -292,6 +287,53 @@ async fn the_stream_answers_each_chunk_rejects_bad_profiles_alone_and_bounds_chu
             "{kind:?}: {status:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subject_whose_lease_another_writer_holds_is_waited_for_not_dropped() {
+    let env = TestEnv::new("import-lease").await;
+    let server = Server::start("profiler", &env).await;
+    let profiles = citizens(&env, "l", 20);
+    // Another writer (a replica mid-write) holds subject 7's lease for 1.5 s.
+    let held = &profiles[6].subject_id;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}profile-writes:lease:{held}", env.key_prefix()))
+        .arg("another-writer")
+        .arg("PX")
+        .arg(1_500)
+        .query_async(&mut env.redis().await)
+        .await
+        .expect("lease taken");
+    let started = std::time::Instant::now();
+    let answers = server
+        .profiles()
+        .await
+        .import_profiles(futures::stream::iter(vec![ImportProfilesRequest {
+            first_sequence: 1,
+            profiles: profiles.clone(),
+        }]))
+        .await
+        .expect("the stream opens")
+        .into_inner()
+        .collect_all()
+        .await;
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].imported, 20, "{answers:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_000),
+        "the held subject waited for its lease"
+    );
+    let stored = server
+        .profiles()
+        .await
+        .get_profile(GetProfileRequest {
+            subject_id: held.clone(),
+        })
+        .await
+        .expect("written once its lease was free")
+        .into_inner()
+        .profile;
+    assert_eq!(stored.as_ref(), Some(&profiles[6]));
 }
 
 /// Every answer of a stream, which must end without an error.
