@@ -529,7 +529,7 @@ fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<i64, rdkafka::er
     }
     let mut lag = 0;
     for element in consumer.committed_offsets(partitions, timeout)?.elements() {
-        let (_, high) = consumer.fetch_watermarks(topic, element.partition(), timeout)?;
+        let high = zhida_bus::log_end(brokers, topic, element.partition())?;
         let done = match element.offset() {
             Offset::Offset(o) => o,
             _ => 0,
@@ -540,7 +540,7 @@ fn group_lag(brokers: &str, group: &str, topic: &str) -> Result<i64, rdkafka::er
 }
 
 /// Polls until consumer group `group` (before the test's prefix) has committed every record
-/// of `topic`, i.e. its committed offsets equal the partitions' high watermarks.
+/// of `topic`, i.e. its committed offsets equal the partitions' ends.
 pub async fn wait_until_consumed(env: &TestEnv, group: Group, topic: Topic, within: Duration) {
     let topics = Topics::new(&env.kafka);
     let (group, topic) = (topics.group(group), topics.name(topic));

@@ -35,7 +35,7 @@ fn json_line(profile: &Profile) -> String {
         .to_string()
 }
 
-/// Records on `topic` so far (the sum of its partitions' high watermarks).
+/// Records on `topic` so far (the sum of its partitions' ends).
 async fn records(env: &TestEnv, topic: Topic) -> i64 {
     let (brokers, topic) = (env.kafka.brokers.clone(), env.topic(topic));
     tokio::task::spawn_blocking(move || {
@@ -51,12 +51,7 @@ async fn records(env: &TestEnv, topic: Topic) -> i64 {
             .topics()
             .iter()
             .flat_map(|t| t.partitions())
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p.id(), timeout)
-                    .expect("watermarks")
-                    .1
-            })
+            .map(|p| zhida_bus::log_end(&brokers, &topic, p.id()).expect("end"))
             .sum()
     })
     .await

@@ -67,9 +67,11 @@ fn every_record(env: &TestEnv) -> Vec<Raw> {
             continue;
         }
         for partition in topic.partitions() {
-            let (low, high) = consumer
+            let (low, _) = consumer
                 .fetch_watermarks(topic.name(), partition.id(), timeout)
                 .expect("watermarks");
+            let high =
+                zhida_bus::log_end(&env.kafka.brokers, topic.name(), partition.id()).expect("end");
             if high > low {
                 assignment
                     .add_partition_offset(topic.name(), partition.id(), Offset::Beginning)

@@ -1,8 +1,13 @@
 //! Creates the topics (and their dead-letter topics) a deployment needs.
 
+use std::time::{Duration, Instant};
+
 use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    error::{KafkaError, KafkaResult},
     types::RDKafkaErrorCode,
 };
 use zhida_runtime::config::KafkaConfig;
@@ -46,4 +51,42 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One past the last offset of `partition` of `topic` (blocking: run it off the async
+/// workers). Not the high watermark as the broker reports it: tansu 0.6 reports one past
+/// the first offset of the partition's last batch, which falls short by the rest of that
+/// batch when producers batch. Reading from the reported mark's record (the start of the
+/// last batch there; the last record on Apache Kafka) to the partition's end gives the
+/// true end on both.
+pub fn log_end(brokers: &str, topic: &str, partition: i32) -> KafkaResult<i64> {
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("zhida-log-end-{}", uuid::Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    if high <= low {
+        return Ok(high);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(high - 1))?;
+    consumer.assign(&assignment)?;
+    let (mut end, deadline) = (high, Instant::now() + timeout);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => end = end.max(message.offset() + 1),
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(end),
+            Some(Err(error)) => return Err(error),
+            None => {}
+        }
+    }
+    Err(KafkaError::MessageConsumption(
+        RDKafkaErrorCode::OperationTimedOut,
+    ))
 }

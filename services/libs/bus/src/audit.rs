@@ -62,7 +62,8 @@ pub fn read(kafka: &KafkaConfig, since_millis: i64) -> anyhow::Result<Vec<AuditR
     let mut ends = Vec::new();
     let mut assignment = rdkafka::TopicPartitionList::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+        let (low, _) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+        let high = crate::log_end(&kafka.brokers, &topic, partition.id())?;
         if high > low {
             assignment.add_partition_offset(
                 &topic,

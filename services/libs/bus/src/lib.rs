@@ -16,12 +16,16 @@ mod producer;
 mod table;
 mod topics;
 
-pub use admin::ensure_topics;
+pub use admin::{ensure_topics, log_end};
 pub use consumer::{ConsumerSpec, HandleError, Handler, Record, run_consumer};
 pub use envelope::{Event, EventMeta, headers as header_names};
 pub use producer::{Delivered, ProduceError, Producer};
 pub use table::{TableReader, TableRecord};
 pub use topics::{Group, Topic, Topics};
+
+/// The most records a producer puts in one batch (`batch.num.messages`) when batching;
+/// consumers rewind by as many on assignment to work around tansu 0.6's fetch.
+pub(crate) const BATCH_RECORDS: usize = 1000;
 
 /// librdkafka settings shared by producers and consumers.
 pub(crate) fn client_config(kafka: &zhida_runtime::config::KafkaConfig) -> rdkafka::ClientConfig {

@@ -52,9 +52,9 @@ impl Producer {
             .set(
                 "batch.num.messages",
                 if config.one_record_per_batch {
-                    "1"
+                    "1".to_string()
                 } else {
-                    "10000"
+                    crate::BATCH_RECORDS.to_string()
                 },
             )
             .set("compression.type", "lz4")

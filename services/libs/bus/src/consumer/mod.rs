@@ -28,6 +28,7 @@
 mod tracker;
 
 use std::{
+    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
@@ -40,7 +41,7 @@ use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     error::KafkaError,
     message::{Header, OwnedHeaders},
-    types::RDKafkaErrorCode,
+    types::{RDKafkaErrorCode, RDKafkaRespErr},
 };
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -147,12 +148,18 @@ impl ConsumerSpec {
     }
 }
 
-/// Rebalance callbacks; remembers since when this member has had no partitions, and which
-/// partitions were revoked since the loop last looked.
+/// Rebalance callbacks; remembers since when this member has had no partitions, which
+/// partitions were revoked since the loop last looked, and where assigned partitions resume.
 #[derive(Default)]
 struct LoopContext {
     unassigned_since: std::sync::Mutex<Option<Instant>>,
     revoked: std::sync::Mutex<Vec<(String, i32)>>,
+    /// How many records before its committed offset an assigned partition's fetch starts
+    /// (0: at the committed offset). See [`LoopContext::rewind`].
+    rewind: i64,
+    /// Per assigned partition, its committed offset when it was assigned: records below it
+    /// were read again only because of the rewind and are skipped.
+    resume_at: std::sync::Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl LoopContext {
@@ -167,6 +174,47 @@ impl LoopContext {
     fn take_revoked(&self) -> Vec<(String, i32)> {
         std::mem::take(&mut *lock(&self.revoked))
     }
+
+    /// True for a record the partition's committed offset had already passed.
+    fn done_before(&self, record: &Record) -> bool {
+        lock(&self.resume_at)
+            .get(&(record.topic.clone(), record.partition))
+            .is_some_and(|resume| record.offset < *resume)
+    }
+
+    /// tansu 0.6 answers a fetch only with the batches that start at or after the fetch
+    /// offset, so a consumer resuming from a committed offset inside a multi-record batch
+    /// would silently skip the rest of that batch (docs/upstream/tansu-fetch-inside-batch.md;
+    /// fixed upstream after 0.6, in what is now nisshi 0.8.1). With batching producers, each
+    /// assigned partition's fetch therefore starts `rewind` records earlier: the batch
+    /// holding the committed offset starts there at the latest, as no batch holds more than
+    /// [`crate::BATCH_RECORDS`]. The loop skips what lies below the committed offset. On a
+    /// broker without the bug this re-reads at most `rewind` records per assignment.
+    fn rewind(&self, consumer: &BaseConsumer<Self>, assignment: &mut TopicPartitionList) {
+        let committed = match consumer
+            .committed_offsets(assignment.clone(), Duration::from_secs(10))
+        {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(%error, "committed offsets unknown; partitions resume without rewinding");
+                return;
+            }
+        };
+        let mut resume_at = lock(&self.resume_at);
+        for element in committed.elements() {
+            let Offset::Offset(at) = element.offset() else {
+                continue; // nothing committed: read from the beginning, a batch boundary
+            };
+            let start = Offset::Offset((at - self.rewind).max(0));
+            if let Err(error) =
+                assignment.set_partition_offset(element.topic(), element.partition(), start)
+            {
+                tracing::warn!(%error, partition = element.partition(), "not rewound");
+                continue;
+            }
+            resume_at.insert((element.topic().to_string(), element.partition()), at);
+        }
+    }
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,6 +224,37 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ClientContext for LoopContext {}
 
 impl ConsumerContext for LoopContext {
+    /// librdkafka's eager rebalance, as rdkafka's default runs it, with the assignment's
+    /// start offsets rewound first when producers batch (see [`LoopContext::rewind`]).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            if self.rewind > 0 {
+                self.rewind(consumer, partitions);
+            }
+            if let Err(error) = consumer.assign(partitions) {
+                tracing::error!(%error, "assignment failed");
+            }
+            self.post_rebalance(consumer, &Rebalance::Assign(partitions));
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(partitions)
+        } else {
+            let code = RDKafkaErrorCode::from(err);
+            tracing::error!(%code, "rebalance failed");
+            Rebalance::Error(KafkaError::Rebalance(code))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        if let Err(error) = consumer.unassign() {
+            tracing::error!(%error, "unassigning failed");
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Only finished work is stored (each partition's lowest unfinished offset), so
@@ -183,6 +262,11 @@ impl ConsumerContext for LoopContext {
             // are read again by the next owner, and the loop forgets these partitions
             // before it finishes anything else.
             commit_stored(consumer);
+            let mut resume_at = lock(&self.resume_at);
+            for e in partitions.elements() {
+                resume_at.remove(&(e.topic().to_string(), e.partition()));
+            }
+            drop(resume_at);
             lock(&self.revoked).extend(
                 partitions
                     .elements()
@@ -246,7 +330,14 @@ pub async fn run_consumer<H: Handler>(
         .set("heartbeat.interval.ms", "1000")
         // Also tansu's rebalance timeout: how long a rebalance waits for members to rejoin.
         .set("max.poll.interval.ms", "20000")
-        .create_with_context(LoopContext::default())?;
+        .create_with_context(LoopContext {
+            rewind: if config.one_record_per_batch {
+                0
+            } else {
+                crate::BATCH_RECORDS as i64 - 1
+            },
+            ..LoopContext::default()
+        })?;
     consumer.subscribe(&[&topic])?;
     tracing::info!(topic, group, in_flight = spec.in_flight, "consuming");
 
@@ -317,6 +408,9 @@ pub async fn run_consumer<H: Handler>(
         // A rebalance inside `recv` may have revoked partitions: forget them before the
         // record (of the new assignment) is admitted.
         work.forget_revoked();
+        if consumer.context().done_before(&record) {
+            continue;
+        }
         if let Some((ticket, record)) = work.tracker.admit(record) {
             work.start(ticket, record);
         }

@@ -333,3 +333,58 @@ async fn shutdown_during_a_retry_leaves_the_record_for_redelivery() {
     shutdown.cancel();
     task.await.expect("join").expect("loop ends cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_resuming_inside_a_multi_record_batch_gets_the_rest_of_it() {
+    let config = KafkaConfig {
+        one_record_per_batch: false,
+        partitions: 1,
+        ..kafka("mid-batch")
+    };
+    zhida_bus::ensure_topics(&config).await.expect("topics");
+    let producer = Producer::new(&config, "/test").expect("producer");
+    // Produced together, so they travel in one batch (linger).
+    let ids: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let events: Vec<_> = ids.iter().map(|id| policy(id)).collect();
+    let sends = events.iter().map(|event| producer.emit("k", event));
+    for produced in futures::future::join_all(sends).await {
+        produced.expect("produced");
+    }
+    // The group committed offset 5: inside that batch.
+    let topics = Topics::new(&config);
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", topics.group(Group::Relay))
+        .create()
+        .expect("consumer");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&topics.name(Topic::PolicyEvents), 0, Offset::Offset(5))
+        .expect("offset");
+    group
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .expect("committed");
+    drop(group);
+
+    let handler = Recorder::default();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(zhida_bus::run_consumer(
+        config.clone(),
+        ConsumerSpec::new(Group::Relay, Topic::PolicyEvents),
+        handler.clone(),
+        producer,
+        shutdown.clone(),
+    ));
+    wait_for("the rest of the batch", || {
+        handler.handled.lock().expect("lock").len() >= 5
+    })
+    .await;
+    shutdown.cancel();
+    task.await.expect("join").expect("loop ends cleanly");
+    assert_eq!(
+        *handler.handled.lock().expect("lock"),
+        ids[5..],
+        "resumed at the committed offset, nothing before it"
+    );
+    assert_eq!(committed(&config), [10]);
+}
