@@ -19,7 +19,9 @@ use prost::Message as _;
 use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
 use zhida_catalogue::Industries;
-use zhida_proto::events::v1::{Channel, Contact, Frequency, Profile};
+use zhida_proto::events::v1::{
+    Channel, Citizen, Contact, Frequency, Profile, Subscription, profile::Details,
+};
 
 use crate::document;
 
@@ -86,6 +88,50 @@ pub struct Explanation {
 impl Explanation {
     pub fn matched(&self) -> bool {
         !self.conditions.is_empty() || !self.subscriptions.is_empty()
+    }
+}
+
+/// The fields of a stored profile that resolving a policy reads, decoded from its encoding
+/// without the rest (street, details but the language): a policy may reach a fifth of the
+/// directory, and these are the fields its recipients are built from. Tags as in
+/// `zhida.events.v1.Profile`; a test holds them to it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Reach {
+    #[prost(string, tag = "1")]
+    subject_id: String,
+    #[prost(string, tag = "3")]
+    display_name: String,
+    #[prost(message, repeated, tag = "5")]
+    contacts: Vec<Contact>,
+    #[prost(message, repeated, tag = "6")]
+    subscriptions: Vec<Subscription>,
+    #[prost(message, optional, tag = "7")]
+    citizen: Option<Language>,
+}
+
+/// Of a citizen's details, the language (`zhida.events.v1.Citizen` field 4).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Language {
+    #[prost(string, tag = "4")]
+    language: String,
+}
+
+impl Reach {
+    /// A profile holding only these fields, for the code that reads full profiles.
+    fn into_profile(self) -> Profile {
+        Profile {
+            subject_id: self.subject_id,
+            display_name: self.display_name,
+            contacts: self.contacts,
+            subscriptions: self.subscriptions,
+            details: self.citizen.map(|c| {
+                Details::Citizen(Citizen {
+                    language: c.language,
+                    ..Citizen::default()
+                })
+            }),
+            ..Profile::default()
+        }
     }
 }
 
@@ -162,6 +208,16 @@ impl Directory {
         Some(Profile::decode(bytes).expect("a profile this directory encoded"))
     }
 
+    /// What resolving a policy reads of the profile `id` (see [`Reach`]).
+    fn reach(&self, id: &str) -> Option<Profile> {
+        let bytes = self
+            .profiles
+            .get(self.audience.doc(id)? as usize)?
+            .as_deref()?;
+        let reach = Reach::decode(bytes).expect("a profile this directory encoded");
+        Some(reach.into_profile())
+    }
+
     /// Inserts or replaces a profile: its old attributes and subscriptions stop matching.
     pub fn upsert(&mut self, profile: Profile) {
         let id = profile.subject_id.as_str();
@@ -215,7 +271,7 @@ impl Directory {
         }
         let mut recipients = Vec::new();
         for (id, (conditions, subscription_ids)) in matched {
-            let Some(profile) = self.audience.doc(id).and_then(|doc| self.decoded(doc)) else {
+            let Some(profile) = self.reach(id) else {
                 continue;
             };
             let conditions = conditions.iter().map(|c| c.to_string()).collect();
@@ -357,7 +413,7 @@ fn reachable(profile: &Profile, channel: Channel) -> Option<Option<&Contact>> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use zhida_proto::events::v1::{Citizen, Contact, SubjectKind, Subscription, profile::Details};
+    use zhida_proto::events::v1::SubjectKind;
 
     use super::*;
 
@@ -625,6 +681,47 @@ mod tests {
         assert_eq!(d.get("b"), Some(b));
         assert_eq!(d.remove("a"), None);
         assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn what_resolution_decodes_is_the_profile_without_street_and_details_but_language() {
+        let mut full = subscribed(
+            citizen("a", "五角场街道", &["高校毕业生"], true),
+            "s",
+            &["employment"],
+            r#"{"department": ["区人社局"]}"#,
+        );
+        full.contacts[0].sealed_address = vec![9, 8, 7];
+        if let Some(Details::Citizen(c)) = &mut full.details {
+            c.language = "en".into();
+            c.hukou = "本市".into();
+        }
+        let mut d = directory();
+        d.upsert(full.clone());
+        let expected = Profile {
+            street: String::new(),
+            kind: 0,
+            details: Some(Details::Citizen(Citizen {
+                language: "en".into(),
+                ..Citizen::default()
+            })),
+            ..full.clone()
+        };
+        assert_eq!(d.reach("a"), Some(expected));
+        let enterprise = Profile {
+            subject_id: "e".into(),
+            details: Some(Details::Enterprise(zhida_proto::events::v1::Enterprise {
+                industry: "I6513".into(),
+                ..Default::default()
+            })),
+            ..full
+        };
+        d.upsert(enterprise.clone());
+        let reach = d.reach("e").expect("stored");
+        assert_eq!(reach.details, None, "an enterprise has no notice language");
+        assert_eq!(reach.contacts, enterprise.contacts);
+        assert_eq!(reach.subscriptions, enterprise.subscriptions);
+        assert_eq!(d.reach("nobody"), None);
     }
 
     #[test]
