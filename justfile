@@ -86,5 +86,13 @@ bench-import:
     deploy/servers.sh up
     eval "$(deploy/servers.sh env)" && cargo bench --bench import
 
+# The whole pipeline: BENCH_PIPELINE_PROFILES (100,000) email subscribers imported, one
+# policy fanned out to them through `zhida serve all` and then serve all + a second notifier,
+# emails/s beside smtp-source into the same smtp-sink and librdkafka's raw rate, publish →
+# email latency of 50 single-recipient policies, CPU per process; starts the real servers.
+bench-pipeline:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench --bench pipeline
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import bench-pipeline

@@ -17,63 +17,19 @@
 //! the upserts measure the path, not the limiter.
 
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use support::{citizen, free_port, number, serving, var};
 use zhida_bus::Producer;
 use zhida_proto::{
-    events::v1::{
-        Channel, Citizen, Contact, Profile, ProfileUpserted, SubjectKind, Subscription,
-        profile::Details,
-    },
+    events::v1::ProfileUpserted,
     profile::v1::{UpsertProfileRequest, profile_service_client::ProfileServiceClient},
 };
 use zhida_runtime::config::KafkaConfig;
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `just bench-import` (it starts the servers)")
-    })
-}
-
-fn number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-const STREETS: [&str; 4] = ["五角场街道", "殷行街道", "长白新村街道", "新江湾城街道"];
-
-/// Citizen `i` of a run, as a directory would send it.
-fn citizen(run: &str, i: usize) -> Profile {
-    Profile {
-        subject_id: format!("{run}-c{i:07}"),
-        kind: SubjectKind::Citizen as i32,
-        display_name: "王芳".into(),
-        street: STREETS[i % STREETS.len()].into(),
-        contacts: vec![Contact {
-            channel: Channel::Email as i32,
-            address: format!("c{i:07}.{run}@example.cn"),
-            consent: true,
-            ..Contact::default()
-        }],
-        subscriptions: vec![Subscription {
-            tags: vec!["employment".into()],
-            channels: vec![Channel::Email as i32],
-            ..Subscription::default()
-        }],
-        details: Some(Details::Citizen(Citizen {
-            birth_year: 1960 + (i % 45) as u32,
-            ..Citizen::default()
-        })),
-    }
-}
+mod support;
 
 /// One run's namespace on the shared servers and its settings.
 struct Run {
@@ -98,10 +54,7 @@ impl Run {
 
     /// `zhida serve profiler` on this run's topics, once it is SERVING.
     async fn profiler(&self) -> (Child, String) {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhida"))
             .args(["serve", "profiler"])
             .env("ZHIDA_KAFKA__BROKERS", &self.kafka.brokers)
@@ -128,18 +81,7 @@ impl Run {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let serving = match tonic::transport::Endpoint::from_shared(url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
-                Ok(channel) => HealthClient::new(channel)
-                    .check(HealthCheckRequest::default())
-                    .await
-                    .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32),
-                Err(_) => false,
-            };
-            if serving {
+            if serving(&url).await {
                 return (child, url);
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -157,29 +99,10 @@ impl Run {
 /// Profiles/s of `zhida import --file` of `count` citizens, start to exit.
 async fn import(run: &Run, count: usize) -> f64 {
     let (mut server, url) = run.profiler().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("profiles.jsonl");
-    let mut text = String::with_capacity(count * 400);
-    for i in 0..count {
-        let line = zhida_proto::json::to_value("zhida.events.v1.Profile", &citizen(&run.id, i))
-            .expect("json");
-        text.push_str(&line.to_string());
-        text.push('\n');
-    }
-    std::fs::write(&file, text).expect("file");
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_zhida"))
-        .args(["import", "--file"])
-        .arg(&file)
-        .args(["--target", &url])
-        .stdout(Stdio::null())
-        .output()
-        .expect("zhida import");
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(output.status.success(), "zhida import failed: {output:?}");
+    let rate = support::import(&url, (0..count).map(|i| citizen(&run.id, i)));
     let _ = server.kill();
     let _ = server.wait();
-    count as f64 / elapsed
+    rate
 }
 
 /// Profiles/s through `UpsertProfile`, `callers` calls at a time.

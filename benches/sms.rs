@@ -23,18 +23,8 @@ use zhida_proto::events::v1::{Channel, DeliveryRequested};
 use zhida_runtime::config::KafkaConfig;
 use zhida_smpp::{Address, Config as SmppConfig, DATA_CODING_UCS2, Session, Submit, encode_ucs2};
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `just bench-sms` (it starts the servers)")
-    })
-}
-
-fn number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::{number, var};
 
 /// Seconds of the day of an ISO-8601 UTC time the simulator wrote (`…T11:54:54.266Z`).
 fn seconds_of_day(iso: &str) -> Option<f64> {

@@ -1,0 +1,121 @@
+//! What the root crate's benchmarks share: their settings from the environment, free
+//! ports, a `zhida` server's health, and the citizens they load.
+
+#![allow(dead_code)] // each bench uses its own part
+
+use std::{
+    net::TcpListener,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use zhida_proto::events::v1::{
+    Channel, Citizen, Contact, Profile, SubjectKind, Subscription, profile::Details,
+};
+
+/// A setting `deploy/servers.sh env` exports; the bench's `just` recipe starts the servers.
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the bench by its `just bench-…` recipe (it starts the servers)"
+        )
+    })
+}
+
+/// A count from the environment, or `default`.
+pub fn number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Whether the `zhida` at `url` answers gRPC health with SERVING.
+pub async fn serving(url: &str) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.to_string()) else {
+        return false;
+    };
+    let Ok(channel) = endpoint
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+}
+
+const STREETS: [&str; 4] = ["五角场街道", "殷行街道", "长白新村街道", "新江湾城街道"];
+
+/// Citizen `i` of a run, as a directory would send it: an email address with consent and
+/// a subscription to `employment` by email.
+pub fn citizen(run: &str, i: usize) -> Profile {
+    Profile {
+        subject_id: format!("{run}-c{i:07}"),
+        kind: SubjectKind::Citizen as i32,
+        display_name: "王芳".into(),
+        street: STREETS[i % STREETS.len()].into(),
+        contacts: vec![Contact {
+            channel: Channel::Email as i32,
+            address: format!("c{i:07}.{run}@example.cn"),
+            consent: true,
+            ..Contact::default()
+        }],
+        subscriptions: vec![Subscription {
+            tags: vec!["employment".into()],
+            channels: vec![Channel::Email as i32],
+            ..Subscription::default()
+        }],
+        details: Some(Details::Citizen(Citizen {
+            birth_year: 1960 + (i % 45) as u32,
+            ..Citizen::default()
+        })),
+    }
+}
+
+/// `zhida import --file` of `profiles` (written as JSON lines first) into the profiler at
+/// `url`: profiles/s from the command's start to its exit, which must be a success.
+pub fn import(url: &str, profiles: impl ExactSizeIterator<Item = Profile>) -> f64 {
+    let count = profiles.len();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("profiles.jsonl");
+    let mut text = String::with_capacity(count * 400);
+    for profile in profiles {
+        let line = zhida_proto::json::to_value("zhida.events.v1.Profile", &profile).expect("json");
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&file, text).expect("file");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_zhida"))
+        .args(["import", "--file"])
+        .arg(&file)
+        .args(["--target", url])
+        .output()
+        .expect("zhida import");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "zhida import failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    count as f64 / elapsed
+}
