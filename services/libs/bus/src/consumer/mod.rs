@@ -12,7 +12,9 @@
 //! - up to [`ConsumerSpec::in_flight`] records are handled at once, each on its own task:
 //!   records of one partition run concurrently when their keys differ, and in offset order
 //!   when they share a key (keyless records share one order per partition). At 1 (the
-//!   default) records are handled one at a time, in partition order;
+//!   default) records are handled one at a time, in partition order. While it is full the
+//!   loop goes on polling, holding what it reads (up to 256 records, or `in_flight`) until
+//!   there is room, so a handler may run longer than `max.poll.interval.ms`;
 //! - when partitions are revoked (rebalance), the revoke callback commits what is stored,
 //!   i.e. only finished work, and the loop forgets them: records waiting behind a key are
 //!   dropped and records still running finish but commit nothing. The next owner reads
@@ -28,7 +30,7 @@
 mod tracker;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
@@ -329,7 +331,13 @@ pub async fn run_consumer<H: Handler>(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         // Also tansu's rebalance timeout: how long a rebalance waits for members to rejoin.
+        // The loop polls while handlers run (records read ahead wait), so a long handler
+        // does not count against it.
         .set("max.poll.interval.ms", "20000")
+        // How long the broker may hold a fetch that finds nothing new: tansu 0.6 holds it
+        // that long even when records arrive meanwhile, so this is each hop's latency
+        // (librdkafka's default of 500 ms made publish → first email ~400 ms).
+        .set("fetch.wait.max.ms", "50")
         .create_with_context(LoopContext {
             rewind: if config.one_record_per_batch {
                 0
@@ -354,15 +362,24 @@ pub async fn run_consumer<H: Handler>(
         worker,
         tracker: Tracker::default(),
         running: JoinSet::new(),
+        read_ahead: VecDeque::new(),
         draining: false,
     };
     let limit = spec.in_flight.max(1);
+    // Records read while `limit` are unfinished wait here, so the loop goes on polling (a
+    // long handler, such as a city-wide fan-out, must not outlive `max.poll.interval.ms`
+    // and cost the partition); it stops reading only when this is full too.
+    let read_ahead = limit.max(READ_AHEAD);
     let mut poll_errors = 0u32;
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {
         work.forget_revoked();
-        // Full: wait for a record to finish before reading more.
-        if work.tracker.unfinished().max(work.running.len()) >= limit {
+        while work.has_room(limit)
+            && let Some(record) = work.read_ahead.pop_front()
+        {
+            work.admit(record);
+        }
+        if !work.has_room(limit) && work.read_ahead.len() >= read_ahead {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -411,8 +428,10 @@ pub async fn run_consumer<H: Handler>(
         if consumer.context().done_before(&record) {
             continue;
         }
-        if let Some((ticket, record)) = work.tracker.admit(record) {
-            work.start(ticket, record);
+        if work.has_room(limit) && work.read_ahead.is_empty() {
+            work.admit(record);
+        } else {
+            work.read_ahead.push_back(record);
         }
     }
     // Nothing new starts; what runs finishes (or, waiting out a backoff, stays unfinished).
@@ -433,6 +452,8 @@ struct Work<'c, H> {
     worker: Arc<Worker<H>>,
     tracker: Tracker,
     running: JoinSet<(Ticket, Handled)>,
+    /// Read, not admitted yet (never committed until admitted and finished).
+    read_ahead: VecDeque<Record>,
     /// Shutting down: records that finish are booked, none starts.
     draining: bool,
 }
@@ -447,6 +468,20 @@ impl<H: Handler> Work<'_, H> {
     fn forget_revoked(&mut self) {
         for (topic, partition) in self.consumer.context().take_revoked() {
             self.tracker.revoke(&topic, partition);
+            self.read_ahead
+                .retain(|r| r.partition != partition || r.topic != topic);
+        }
+    }
+
+    /// True when fewer than `limit` records are unfinished (or still running after their
+    /// partition was revoked).
+    fn has_room(&self, limit: usize) -> bool {
+        self.tracker.unfinished().max(self.running.len()) < limit
+    }
+
+    fn admit(&mut self, record: Record) {
+        if let Some((ticket, record)) = self.tracker.admit(record) {
+            self.start(ticket, record);
         }
     }
 
@@ -511,6 +546,9 @@ fn rejoin_if_stranded(
     consumer.subscribe(&[topic])?;
     Ok(())
 }
+
+/// Records read ahead while a consumer is full, at least (more when `in_flight` is larger).
+const READ_AHEAD: usize = 256;
 
 /// How handling a record ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
