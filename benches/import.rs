@@ -96,6 +96,12 @@ impl Run {
     }
 }
 
+impl Drop for Run {
+    fn drop(&mut self) {
+        support::forget_keys(&format!("bench:{}:", self.id));
+    }
+}
+
 /// Profiles/s of `zhida import --file` of `count` citizens, start to exit.
 async fn import(run: &Run, count: usize) -> f64 {
     let (mut server, url) = run.profiler().await;

@@ -334,6 +334,14 @@ struct Run {
     url: String,
 }
 
+impl Drop for Run {
+    /// Stops its processes, then deletes its keys.
+    fn drop(&mut self) {
+        self.processes.clear();
+        support::forget_keys(&format!("bench:{}:", self.id));
+    }
+}
+
 impl Run {
     async fn new(name: &str, sink: &Sink) -> Self {
         let (id, kafka) = namespace(name).await;

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use redis::Commands as _;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -118,4 +119,23 @@ pub fn import(url: &str, profiles: impl ExactSizeIterator<Item = Profile>) -> f6
             .join("\n")
     );
     count as f64 / elapsed
+}
+
+/// Deletes every key under `prefix` in the test Redis, so a bench's hundreds of thousands
+/// of keys (profiles' data keys, leases, the ledger) do not stay behind in the Redis the
+/// tests share (their `KEYS` scans time out once millions pile up). Best effort: a bench
+/// that cannot reach Redis here has nothing more to lose.
+pub fn forget_keys(prefix: &str) {
+    let Ok(mut redis) =
+        redis::Client::open(var("ZHIDA_TEST_REDIS")).and_then(|c| c.get_connection())
+    else {
+        return;
+    };
+    let keys: Vec<String> = match redis.scan_match::<_, String>(format!("{prefix}*")) {
+        Ok(keys) => keys.filter_map(Result::ok).collect(),
+        Err(_) => return,
+    };
+    for chunk in keys.chunks(1000) {
+        let _: redis::RedisResult<()> = redis::cmd("UNLINK").arg(chunk).query(&mut redis);
+    }
 }
