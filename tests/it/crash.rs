@@ -14,10 +14,10 @@ use std::{
 
 use zhida_bus::{Group, Producer, Topic};
 use zhida_proto::events::v1::{Channel, DeliveryRequested};
-use zhida_runtime::config::StoreConfig;
-use zhida_store::{DeliveryKey, Status, Stores};
 
-use crate::helpers::{Server, TestEnv, eventually, mail_for, wait_until_consumed};
+use crate::helpers::{
+    Server, TestEnv, eventually, mail_for, recorded_deliveries, wait_until_consumed,
+};
 
 const REQUESTS: usize = 3000;
 /// Deliveries the notifier handles at once (`kafka.max_in_flight`).
@@ -66,25 +66,14 @@ async fn a_notifier_killed_mid_batch_resumes_without_losing_or_duplicating_email
     );
 
     // What the ledger holds as done at the kill must never go out again.
-    let ledger = Stores::open(&StoreConfig {
-        redis_url: std::env::var("ZHIDA_TEST_REDIS").expect("ZHIDA_TEST_REDIS"),
-        key_prefix: env.key_prefix(),
-        ..StoreConfig::default()
-    })
-    .await
-    .expect("redis")
-    .ledger();
-    let mut recorded = HashSet::new();
-    for i in 0..REQUESTS {
-        let key = DeliveryKey {
-            policy_id: format!("pol-{}", env.id),
-            recipient_id: format!("r{i:03}"),
-            channel: Channel::Email,
-        };
-        if let Some(Status::Done(_)) = ledger.status(&key).await.expect("ledger readable") {
-            recorded.insert(env.address(&key.recipient_id));
-        }
-    }
+    let policy_id = format!("pol-{}", env.id);
+    let recipients = (0..REQUESTS).map(|i| format!("r{i:03}"));
+    let recorded: HashSet<String> =
+        recorded_deliveries(&env, &policy_id, recipients, Channel::Email)
+            .await
+            .iter()
+            .map(|recipient| env.address(recipient))
+            .collect();
     assert!(
         !recorded.is_empty() && recorded.len() < REQUESTS,
         "the kill lands mid-batch: {} recorded",

@@ -591,3 +591,35 @@ pub fn citizen(env: &TestEnv, id: &str, name: &str, tags: &[&str], consent: bool
         },
     }
 }
+
+/// Of `recipients`, those whose delivery of `policy_id` on `channel` the test's ledger
+/// (Redis) holds as done.
+pub async fn recorded_deliveries(
+    env: &TestEnv,
+    policy_id: &str,
+    recipients: impl Iterator<Item = String>,
+    channel: zhida_proto::events::v1::Channel,
+) -> std::collections::HashSet<String> {
+    let ledger = zhida_store::Stores::open(&zhida_runtime::config::StoreConfig {
+        redis_url: var("ZHIDA_TEST_REDIS"),
+        key_prefix: env.key_prefix(),
+        ..zhida_runtime::config::StoreConfig::default()
+    })
+    .await
+    .expect("redis")
+    .ledger();
+    let mut recorded = std::collections::HashSet::new();
+    for recipient_id in recipients {
+        let key = zhida_store::DeliveryKey {
+            policy_id: policy_id.into(),
+            recipient_id,
+            channel,
+        };
+        if let Some(zhida_store::Status::Done(_)) =
+            ledger.status(&key).await.expect("ledger readable")
+        {
+            recorded.insert(key.recipient_id);
+        }
+    }
+    recorded
+}
