@@ -81,7 +81,7 @@ bench-ledger:
 
 # Profiles/s imported by `zhida import` into one `zhida serve profiler`, beside the same
 # profiles through UpsertProfile (64 callers) and the raw produce rate of their records,
-# with kafka.one_record_per_batch on (default) and off; starts the real servers first.
+# with kafka.one_record_per_batch on and off (the default); starts the real servers first.
 bench-import:
     deploy/servers.sh up
     eval "$(deploy/servers.sh env)" && cargo bench --bench import

@@ -192,7 +192,7 @@ async fn main() {
             "{:<34} {imported:>14.0} {upsert:>14.0} {raw:>16.0} {:>11.0}%",
             format!(
                 "{name}{}",
-                if one_record_per_batch {
+                if one_record_per_batch == KafkaConfig::default().one_record_per_batch {
                     " (default)"
                 } else {
                     ""
