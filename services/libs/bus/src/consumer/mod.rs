@@ -161,7 +161,8 @@ struct LoopContext {
     rewind: i64,
     /// Per assigned partition, its committed offset when it was assigned: records below it
     /// were read again only because of the rewind and are skipped.
-    resume_at: std::sync::Mutex<HashMap<(String, i32), i64>>,
+    /// Keyed by partition: the loop consumes one topic, and no topic is cloned per record.
+    resume_at: std::sync::Mutex<HashMap<i32, i64>>,
 }
 
 impl LoopContext {
@@ -180,7 +181,7 @@ impl LoopContext {
     /// True for a record the partition's committed offset had already passed.
     fn done_before(&self, record: &Record) -> bool {
         lock(&self.resume_at)
-            .get(&(record.topic.clone(), record.partition))
+            .get(&record.partition)
             .is_some_and(|resume| record.offset < *resume)
     }
 
@@ -214,7 +215,7 @@ impl LoopContext {
                 tracing::warn!(%error, partition = element.partition(), "not rewound");
                 continue;
             }
-            resume_at.insert((element.topic().to_string(), element.partition()), at);
+            resume_at.insert(element.partition(), at);
         }
     }
 }
@@ -266,7 +267,7 @@ impl ConsumerContext for LoopContext {
             commit_stored(consumer);
             let mut resume_at = lock(&self.resume_at);
             for e in partitions.elements() {
-                resume_at.remove(&(e.topic().to_string(), e.partition()));
+                resume_at.remove(&e.partition());
             }
             drop(resume_at);
             lock(&self.revoked).extend(
