@@ -39,16 +39,7 @@ struct Run {
 
 impl Run {
     async fn new(name: &str, one_record_per_batch: bool) -> Self {
-        let id = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-        let prefix = format!("bench-{id}.");
-        let kafka = KafkaConfig {
-            brokers: var("ZHIDA_TEST_KAFKA"),
-            topic_prefix: prefix.clone(),
-            group_prefix: prefix,
-            one_record_per_batch,
-            ..KafkaConfig::default()
-        };
-        zhida_bus::ensure_topics(&kafka).await.expect("topics");
+        let (id, kafka) = support::namespace(name, one_record_per_batch).await;
         Self { id, kafka }
     }
 

@@ -312,20 +312,6 @@ impl Outcome {
     }
 }
 
-/// A fresh id and topic and group prefixes on the shared broker, its topics created.
-async fn namespace(name: &str) -> (String, KafkaConfig) {
-    let id = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let prefix = format!("bench-{id}.");
-    let kafka = KafkaConfig {
-        brokers: var("ZHIDA_TEST_KAFKA"),
-        topic_prefix: prefix.clone(),
-        group_prefix: prefix,
-        ..KafkaConfig::default()
-    };
-    zhida_bus::ensure_topics(&kafka).await.expect("topics");
-    (id, kafka)
-}
-
 /// One layout's namespace on the shared servers, its settings and processes.
 struct Run {
     id: String,
@@ -344,7 +330,8 @@ impl Drop for Run {
 
 impl Run {
     async fn new(name: &str, sink: &Sink) -> Self {
-        let (id, kafka) = namespace(name).await;
+        let (id, kafka) =
+            support::namespace(name, KafkaConfig::default().one_record_per_batch).await;
         let prefix = kafka.topic_prefix.clone();
         let envs = [
             ("ZHIDA_KAFKA__BROKERS", kafka.brokers.clone()),
@@ -605,7 +592,7 @@ fn smtp_source(sink: &Sink, count: usize, size: u64, sessions: usize) -> (f64, u
 /// Raw records/s of `count` `DeliveryRequested` records like `request` on the broker:
 /// (produce, consume, both one after the other).
 async fn raw_kafka(count: usize, request: &DeliveryRequested) -> (f64, f64, f64) {
-    let (id, kafka) = namespace("raw").await;
+    let (id, kafka) = support::namespace("raw", KafkaConfig::default().one_record_per_batch).await;
     let prefix = kafka.topic_prefix.clone();
     let producer = Producer::new(&kafka, "/bench").expect("producer");
     let requests: Vec<DeliveryRequested> = (0..count)

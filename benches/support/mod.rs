@@ -139,3 +139,22 @@ pub fn forget_keys(prefix: &str) {
         let _: redis::RedisResult<()> = redis::cmd("UNLINK").arg(chunk).query(&mut redis);
     }
 }
+
+/// A fresh id, and topic and group prefixes of its own on the shared broker, its topics
+/// created.
+pub async fn namespace(
+    name: &str,
+    one_record_per_batch: bool,
+) -> (String, zhida_runtime::config::KafkaConfig) {
+    let id = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let prefix = format!("bench-{id}.");
+    let kafka = zhida_runtime::config::KafkaConfig {
+        brokers: var("ZHIDA_TEST_KAFKA"),
+        topic_prefix: prefix.clone(),
+        group_prefix: prefix,
+        one_record_per_batch,
+        ..zhida_runtime::config::KafkaConfig::default()
+    };
+    zhida_bus::ensure_topics(&kafka).await.expect("topics");
+    (id, kafka)
+}
