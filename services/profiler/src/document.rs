@@ -180,10 +180,20 @@ mod tests {
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
             urgent: false,
+            version: 2,
+            summary: "摘要".into(),
+            document_number: "杨府发〔2023〕5号".into(),
+            ..PolicyPublished::default()
         };
+        // Filters see the fields they always saw: the library's content (version, summary,
+        // document number, validity, attachments, interpretation, FAQs) is not for them.
         assert_eq!(
             policy(&p),
-            reflective("zhida.events.v1.PolicyPublished", &p, &["body", "audience"])
+            reflective(
+                "zhida.events.v1.PolicyPublished",
+                &p,
+                &["body", "audience", "version", "summary", "document_number"]
+            )
         );
     }
 }

@@ -14,7 +14,7 @@ use zhida_catalogue::Catalogue;
 use zhida_proto::{
     events::v1::{PolicyPublished, Profile},
     profile::v1::{
-        AudienceSample, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
+        AudienceSample, ChannelCount, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
         ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ImportProfilesRequest,
         ImportProfilesResponse, ListSubscriptionsRequest, ListSubscriptionsResponse, PolicyDraft,
         PreviewAudienceRequest, PreviewAudienceResponse, SubscribeRequest, SubscribeResponse,
@@ -322,7 +322,19 @@ impl ProfileService for ProfileApi {
             .map(|r| r.subject_id.as_str())
             .collect();
         distinct.dedup();
+        let mut by_channel: Vec<ChannelCount> = Vec::new();
+        for r in &resolution.recipients {
+            match by_channel.iter_mut().find(|c| c.channel == r.channel as i32) {
+                Some(count) => count.deliveries += 1,
+                None => by_channel.push(ChannelCount {
+                    channel: r.channel as i32,
+                    deliveries: 1,
+                }),
+            }
+        }
+        by_channel.sort_by_key(|c| c.channel);
         Ok(Response::new(PreviewAudienceResponse {
+            by_channel,
             deliveries: resolution.recipients.len() as u64,
             recipients: distinct.len() as u64,
             audience_matches: resolution.audience_matches,

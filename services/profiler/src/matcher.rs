@@ -77,6 +77,8 @@ impl Handler for PolicyMatcher {
                 language: r.language.clone(),
                 urgent: policy.urgent,
                 subscription_id: r.subscription_id.clone(),
+                version: policy.version.max(1),
+                ..DeliveryRequested::default()
             };
             // The event id is the delivery's one key, as the notifier's ledger spells it.
             let id = DeliveryKey {

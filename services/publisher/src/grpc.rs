@@ -59,6 +59,8 @@ impl PolicyService for Publisher {
             service_url: policy.service_url,
             audience: policy.audience,
             urgent: policy.urgent,
+            version: 1,
+            ..PolicyPublished::default()
         };
         let delivered = self
             .producer

@@ -27,6 +27,10 @@ impl Handler for FeedWriter {
             department: policy.department,
             service_url: policy.service_url,
             published_at: policy.published_at,
+            status: zhida_proto::events::v1::PolicyStatus::Published as i32,
+            version: policy.version.max(1),
+            summary: policy.summary,
+            withdrawal_reason: String::new(),
         };
         let appended = self
             .feed
