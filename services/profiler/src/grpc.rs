@@ -14,13 +14,13 @@ use zhida_catalogue::Catalogue;
 use zhida_proto::{
     events::v1::{PolicyPublished, Profile},
     profile::v1::{
-        AudienceSample, ChannelCount, DeleteProfileRequest, DeleteProfileResponse, ExplainMatchRequest,
-        ExplainMatchResponse, GetProfileRequest, GetProfileResponse, ImportProfilesRequest,
-        ImportProfilesResponse, ListSubscriptionsRequest, ListSubscriptionsResponse, PolicyDraft,
-        PreviewAudienceRequest, PreviewAudienceResponse, SubscribeRequest, SubscribeResponse,
-        UnsubscribeByTokenRequest, UnsubscribeByTokenResponse, UnsubscribeRequest,
-        UnsubscribeResponse, Unsubscribed, UpsertProfileRequest, UpsertProfileResponse,
-        profile_service_server::ProfileService,
+        AudienceSample, ChannelCount, DeleteProfileRequest, DeleteProfileResponse,
+        ExplainMatchRequest, ExplainMatchResponse, GetProfileRequest, GetProfileResponse,
+        ImportProfilesRequest, ImportProfilesResponse, ListSubscriptionsRequest,
+        ListSubscriptionsResponse, PolicyDraft, PreviewAudienceRequest, PreviewAudienceResponse,
+        SubscribeRequest, SubscribeResponse, UnsubscribeByTokenRequest, UnsubscribeByTokenResponse,
+        UnsubscribeRequest, UnsubscribeResponse, Unsubscribed, UpsertProfileRequest,
+        UpsertProfileResponse, profile_service_server::ProfileService,
     },
 };
 use zhida_runtime::{FieldViolations, auth::authorize_subject};
@@ -324,7 +324,10 @@ impl ProfileService for ProfileApi {
         distinct.dedup();
         let mut by_channel: Vec<ChannelCount> = Vec::new();
         for r in &resolution.recipients {
-            match by_channel.iter_mut().find(|c| c.channel == r.channel as i32) {
+            match by_channel
+                .iter_mut()
+                .find(|c| c.channel == r.channel as i32)
+            {
                 Some(count) => count.deliveries += 1,
                 None => by_channel.push(ChannelCount {
                     channel: r.channel as i32,
