@@ -3,9 +3,9 @@
 //! industry table, and the policy tag catalogue.
 //!
 //! Nothing here is a global: a service builds one [`Catalogue`] at start and passes it (or
-//! the part it needs) to whatever validates against it. So when some of the data stops
-//! being code (the tag catalogue becomes operator-managed on a `tags` topic), only the
-//! builder of the value and the one place that holds it change.
+//! the part it needs) to whatever validates against it. The tag catalogue is no longer
+//! code: operators manage it on the `tags` topic, each service replays that into its
+//! [`SharedTags`] (the tags built in here only seed an empty topic: [`seed_definitions`]).
 //!
 //! Pure: no I/O and no dependencies, so the audience rules and the benches can use it too.
 
@@ -15,7 +15,9 @@ mod tags;
 mod terms;
 
 pub use industry::Industries;
-pub use tags::{Tag, Tags};
+pub use tags::{
+    SharedTags, Tag, TagDefinition, Tags, check_tag_id, check_tag_name, seed_definitions,
+};
 pub use terms::Terms;
 
 /// Everything the district's validation checks values against.
@@ -35,8 +37,9 @@ pub struct Catalogue {
     /// GB/T 4754-2017 国民经济行业分类, for enterprise `industry` and the `industry` rule
     /// operator.
     pub industries: Industries,
-    /// The policy tag catalogue (政策标签目录): what policies are filed under and
-    /// subscriptions follow.
+    /// The policy tag catalogue (政策标签目录) as built into this release: what policies
+    /// are filed under and subscriptions follow. Services follow the `tags` topic instead
+    /// ([`SharedTags`]); this is its seed, kept until every service reads the topic.
     pub tags: Tags,
 }
 
