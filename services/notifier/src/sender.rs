@@ -20,6 +20,7 @@ pub(crate) fn delivery_state(state: OutcomeState) -> DeliveryState {
         OutcomeState::Sent => DeliveryState::Sent,
         OutcomeState::Failed => DeliveryState::Failed,
         OutcomeState::Undeliverable => DeliveryState::Undeliverable,
+        OutcomeState::Cancelled => DeliveryState::Cancelled,
     }
 }
 

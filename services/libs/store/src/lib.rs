@@ -10,7 +10,9 @@
 //! - [`ReceiptIndex`]: which delivery an SMS provider's message id belongs to, taken once
 //!   when its delivery receipt arrives;
 //! - [`SubjectKeys`]: each subject's data key, which seals its contact addresses and which
-//!   deleting the profile destroys.
+//!   deleting the profile destroys;
+//! - [`PolicyRecipients`]: who received each policy on which channel (for its revision and
+//!   withdrawal notices), and which policies were withdrawn.
 //!
 //! The crate is organised by store, not by backend: each store is one folder, `mod.rs`
 //! with its trait, key and value types, `redis.rs` and `memory.rs` with its two
@@ -27,6 +29,7 @@ mod keys;
 mod lease;
 mod ledger;
 mod receipt;
+mod recipients;
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +46,7 @@ pub use ledger::{
     Begin, DeliveryKey, DeliveryLedger, MemoryLedger, Outcome, OutcomeState, RedisLedger, Status,
 };
 pub use receipt::{MemoryReceiptIndex, ReceiptIndex, ReceiptTarget, RedisReceiptIndex};
+pub use recipients::{MemoryPolicyRecipients, PolicyRecipients, Recipient, RedisPolicyRecipients};
 use zhida_proto::events::v1::Channel;
 use zhida_runtime::config::{StoreBackend, StoreConfig};
 
@@ -131,6 +135,18 @@ impl Stores {
                 Arc::new(RedisSubjectKeys::new(conn.clone(), &self.config.key_prefix))
             }
             None => MemorySubjectKeys::shared(&self.config.key_prefix),
+        }
+    }
+
+    /// Who received which policy, and the withdrawn policies, under `<key_prefix>recipients:`,
+    /// `<key_prefix>recipient-policies:` and `<key_prefix>withdrawn`.
+    pub fn policy_recipients(&self) -> Arc<dyn PolicyRecipients> {
+        match &self.redis {
+            Some((_, conn)) => Arc::new(RedisPolicyRecipients::new(
+                conn.clone(),
+                &self.config.key_prefix,
+            )),
+            None => Arc::new(MemoryPolicyRecipients::default()),
         }
     }
 

@@ -39,3 +39,29 @@ pub async fn feed_pages_by_cursor_and_ignores_duplicates(feed: &dyn Feed) {
         Err(FeedReadError::InvalidCursor(_))
     ));
 }
+
+/// An entry's state changes in place, for any entry (appended or not), and reads back per id.
+pub async fn feed_states_change_in_place(feed: &dyn Feed) {
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(feed.states(&[]).await.expect("states").is_empty());
+    assert_eq!(feed.states(&ids(&["p-1"])).await.expect("states"), [None]);
+    assert!(feed.append("p-1", b"item").await.expect("append"));
+    feed.set_state("p-1", b"revised").await.expect("set");
+    feed.set_state("p-1", b"withdrawn").await.expect("set");
+    feed.set_state("p-9", b"before its entry")
+        .await
+        .expect("set");
+    assert_eq!(
+        feed.states(&ids(&["p-1", "p-2", "p-9"]))
+            .await
+            .expect("states"),
+        [
+            Some(b"withdrawn".to_vec()),
+            None,
+            Some(b"before its entry".to_vec())
+        ]
+    );
+    let entries = feed.read(None, 10).await.expect("read");
+    assert_eq!(entries.len(), 1, "states append nothing");
+    assert_eq!(entries[0].payload, b"item");
+}

@@ -1,7 +1,10 @@
 //! [`Feed`] in process memory, for the embedded default (`zhida demo`, single-process
 //! `serve`).
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use async_trait::async_trait;
 
@@ -12,6 +15,7 @@ use crate::Result;
 #[derive(Default)]
 pub struct MemoryFeed {
     inner: Mutex<(Vec<FeedEntry>, HashSet<String>)>,
+    states: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 #[async_trait]
@@ -46,5 +50,16 @@ impl Feed for MemoryFeed {
                 .ok_or_else(|| FeedReadError::InvalidCursor(cursor.to_string()))?,
         };
         Ok(inner.0.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn set_state(&self, id: &str, state: &[u8]) -> Result<()> {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.insert(id.to_string(), state.to_vec());
+        Ok(())
+    }
+
+    async fn states(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(ids.iter().map(|id| states.get(id).cloned()).collect())
     }
 }

@@ -1,4 +1,5 @@
-//! An append-only feed with cursor paging, idempotent per entry id.
+//! An append-only feed with cursor paging, idempotent per entry id, and a current state
+//! per entry that may change after it was appended (a relayed policy withdrawn).
 
 pub mod contract;
 mod memory;
@@ -29,6 +30,11 @@ pub trait Feed: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<FeedEntry>, FeedReadError>;
+    /// Replaces the current state of entry `id` (the feed itself stays append-only: a
+    /// reader overlays the state on the entry). Allowed before the entry is appended.
+    async fn set_state(&self, id: &str, state: &[u8]) -> Result<()>;
+    /// The current state of each of `ids`, in order; `None` where none was set.
+    async fn states(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
 }
 
 #[derive(Debug, thiserror::Error)]

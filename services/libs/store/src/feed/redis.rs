@@ -18,8 +18,8 @@ static APPEND: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// [`Feed`] on a Redis Stream (`<key>`) with a set of appended ids (`<key>:ids`);
-/// the cursor is the stream entry id.
+/// [`Feed`] on a Redis Stream (`<key>`) with a set of appended ids (`<key>:ids`) and a
+/// hash of entry states (`<key>:state`); the cursor is the stream entry id.
 pub struct RedisFeed {
     conn: ConnectionManager,
     key: String,
@@ -81,5 +81,26 @@ impl Feed for RedisFeed {
                 cursor: entry.id,
             })
             .collect())
+    }
+
+    async fn set_state(&self, id: &str, state: &[u8]) -> Result<()> {
+        let _: i64 = redis::cmd("HSET")
+            .arg(format!("{}:state", self.key))
+            .arg(id)
+            .arg(state)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn states(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(redis::cmd("HMGET")
+            .arg(format!("{}:state", self.key))
+            .arg(ids)
+            .query_async(&mut self.conn.clone())
+            .await?)
     }
 }

@@ -88,6 +88,7 @@ pub async fn ledger_gives_each_delivery_to_one_sender(ledger: &dyn DeliveryLedge
         OutcomeState::Sent,
         OutcomeState::Failed,
         OutcomeState::Undeliverable,
+        OutcomeState::Cancelled,
     ]
     .into_iter()
     .enumerate()

@@ -59,6 +59,8 @@ pub enum OutcomeState {
     /// The channel's server refused the address for good (SMTP 5xx for the mailbox, an
     /// SMSC refusing the number): the person cannot be reached there.
     Undeliverable,
+    /// Not sent, and never to be: the policy was withdrawn before it went out.
+    Cancelled,
 }
 
 /// How a delivery ended.
@@ -100,8 +102,8 @@ pub trait DeliveryLedger: Send + Sync {
 
 const IN_FLIGHT: &str = "inflight:";
 
-/// Ledger values: `inflight:<token>`, `sent:<detail>`, `failed:<detail>` or
-/// `undeliverable:<detail>`.
+/// Ledger values: `inflight:<token>`, `sent:<detail>`, `failed:<detail>`,
+/// `undeliverable:<detail>` or `cancelled:<detail>`.
 fn parse(value: &str) -> Status {
     if value.starts_with(IN_FLIGHT) {
         return Status::InFlight;
@@ -110,6 +112,7 @@ fn parse(value: &str) -> Status {
     let state = match state {
         "failed" => OutcomeState::Failed,
         "undeliverable" => OutcomeState::Undeliverable,
+        "cancelled" => OutcomeState::Cancelled,
         _ => OutcomeState::Sent,
     };
     Status::Done(Outcome {
@@ -123,6 +126,7 @@ fn render(outcome: &Outcome) -> String {
         OutcomeState::Sent => "sent",
         OutcomeState::Failed => "failed",
         OutcomeState::Undeliverable => "undeliverable",
+        OutcomeState::Cancelled => "cancelled",
     };
     format!("{state}:{}", outcome.detail)
 }

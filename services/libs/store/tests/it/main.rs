@@ -6,9 +6,9 @@ use std::time::Duration;
 use zhida_proto::events::v1::Channel;
 use zhida_store::{
     DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Inbox, MemoryDigests, MemoryFeed,
-    MemoryInbox, MemoryLedger, MemoryReceiptIndex, MemorySubjectKeys, MemoryWriteLeases,
-    RedisDigests, RedisFeed, RedisInbox, RedisLedger, RedisReceiptIndex, RedisSubjectKeys,
-    RedisWriteLeases, contract,
+    MemoryInbox, MemoryLedger, MemoryPolicyRecipients, MemoryReceiptIndex, MemorySubjectKeys,
+    MemoryWriteLeases, RedisDigests, RedisFeed, RedisInbox, RedisLedger, RedisPolicyRecipients,
+    RedisReceiptIndex, RedisSubjectKeys, RedisWriteLeases, contract,
 };
 
 fn redis_client() -> redis::Client {
@@ -74,6 +74,45 @@ async fn redis_feed_pages_by_cursor_and_ignores_duplicates() {
         &format!("{prefix}feed"),
     ))
     .await;
+}
+
+#[tokio::test]
+async fn memory_feed_states_change_in_place() {
+    contract::feed_states_change_in_place(&MemoryFeed::default()).await;
+}
+
+#[tokio::test]
+async fn redis_feed_states_change_in_place() {
+    let (conn, prefix) = redis().await;
+    contract::feed_states_change_in_place(&RedisFeed::new(conn, &format!("{prefix}feed"))).await;
+}
+
+#[tokio::test]
+async fn memory_recipients_are_recorded_once_and_erased_with_their_profile() {
+    contract::recipients_are_recorded_once_and_erased_with_their_profile(
+        &MemoryPolicyRecipients::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_recipients_are_recorded_once_and_erased_with_their_profile() {
+    let (conn, prefix) = redis().await;
+    contract::recipients_are_recorded_once_and_erased_with_their_profile(
+        &RedisPolicyRecipients::new(conn, &prefix),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_withdrawn_policies_stay_withdrawn() {
+    contract::withdrawn_policies_stay_withdrawn(&MemoryPolicyRecipients::default()).await;
+}
+
+#[tokio::test]
+async fn redis_withdrawn_policies_stay_withdrawn() {
+    let (conn, prefix) = redis().await;
+    contract::withdrawn_policies_stay_withdrawn(&RedisPolicyRecipients::new(conn, &prefix)).await;
 }
 
 #[tokio::test]

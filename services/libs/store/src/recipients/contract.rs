@@ -1,0 +1,77 @@
+//! The recipients store's contract: what both [`PolicyRecipients`] implementations must do.
+
+use zhida_proto::events::v1::Channel;
+
+use super::{PolicyRecipients, Recipient};
+
+fn recipient(id: &str, channel: Channel, version: u32) -> Recipient {
+    Recipient {
+        recipient_id: id.into(),
+        channel,
+        sealed_address: if channel == Channel::Inbox {
+            Vec::new()
+        } else {
+            vec![7, 0, 255, id.len() as u8]
+        },
+        display_name: format!("{id} 的名字"),
+        language: "zh".into(),
+        subscription_id: "s-1".into(),
+        version,
+    }
+}
+
+/// Each (recipient, channel) is recorded once per policy with what it first received,
+/// listed in order, and erasure forgets one recipient everywhere and only them.
+pub async fn recipients_are_recorded_once_and_erased_with_their_profile(
+    store: &dyn PolicyRecipients,
+) {
+    assert!(store.list("p-1").await.expect("list").is_empty());
+    let (b_email, a_sms, a_email) = (
+        recipient("c-b", Channel::Email, 1),
+        recipient("c-a", Channel::Sms, 1),
+        recipient("c-a", Channel::Email, 1),
+    );
+    for r in [&b_email, &a_sms, &a_email] {
+        store.add("p-1", r).await.expect("add");
+    }
+    // Redelivered, or received again as version 2 (the audience changed): the first stays.
+    store
+        .add("p-1", &recipient("c-a", Channel::Email, 2))
+        .await
+        .expect("add again");
+    store
+        .add("p-2", &recipient("c-a", Channel::Inbox, 1))
+        .await
+        .expect("add");
+    assert_eq!(
+        store.list("p-1").await.expect("list"),
+        [a_email.clone(), a_sms.clone(), b_email.clone()]
+    );
+    assert_eq!(store.list("p-2").await.expect("list").len(), 1);
+
+    store.remove_recipient("c-a").await.expect("remove");
+    assert_eq!(
+        store.list("p-1").await.expect("list"),
+        std::slice::from_ref(&b_email)
+    );
+    assert!(store.list("p-2").await.expect("list").is_empty());
+    store
+        .remove_recipient("c-a")
+        .await
+        .expect("removing twice is fine");
+    // Received again after the delete (a new profile under the same id): recorded anew.
+    store.add("p-1", &a_sms).await.expect("add");
+    assert_eq!(store.list("p-1").await.expect("list"), [a_sms, b_email]);
+}
+
+/// Withdrawal is a mark per policy, for good.
+pub async fn withdrawn_policies_stay_withdrawn(store: &dyn PolicyRecipients) {
+    assert!(!store.is_withdrawn("p-1").await.expect("read"));
+    store.withdraw("p-1").await.expect("withdraw");
+    store
+        .withdraw("p-1")
+        .await
+        .expect("withdrawing twice is fine");
+    assert!(store.is_withdrawn("p-1").await.expect("read"));
+    assert!(!store.is_withdrawn("p-2").await.expect("read"));
+}
