@@ -33,15 +33,23 @@ pub struct Tag {
 /// latest definition of an id is the tag.
 pub type TagDefinition = Tag;
 
-/// The catalogue's tags, in the order they first appeared (the order clients show them).
-/// Displayed as the ids of its active tags separated by spaces, for error messages.
+/// The catalogue's tags, in the order clients show them: the tags built into the release
+/// in its order, then tags created since, by id. An order that depends on nothing but the
+/// tags, so every replica has the same whatever order the topic's partitions deliver
+/// their records in, and compaction (which moves a tag's latest record to where it was
+/// written) changes nothing. Displayed as the ids of its active tags separated by
+/// spaces, for error messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tags(Vec<Tag>);
 
 impl Tags {
-    /// The catalogue of `tags`, in that order.
+    /// The catalogue of `tags` applied one after the other ([`Tags::apply`]).
     pub fn new(tags: Vec<Tag>) -> Self {
-        Self(tags)
+        let mut catalogue = Self::default();
+        for tag in tags {
+            catalogue.apply(tag);
+        }
+        catalogue
     }
 
     /// The tags built into this release: the seed of an empty `tags` topic.
@@ -49,15 +57,18 @@ impl Tags {
         built_in()
     }
 
-    /// Takes `definition` as the latest word on its tag: a new id is added at the end, a
-    /// known one takes the definition's name and retirement in place (so renaming keeps
-    /// its position, and the subscriptions that name it by id follow it). Nothing is ever
+    /// Takes `definition` as the latest word on its tag: a new id is added in its place
+    /// (see [`Tags`]), a known one takes the definition's name and retirement (so renaming
+    /// keeps its id, and the subscriptions that name it follow it). Nothing is ever
     /// removed; un-retiring is applying a definition with `retired: false` (the publisher
     /// does not offer it, but a replica takes whatever the topic says last).
     pub fn apply(&mut self, definition: TagDefinition) {
-        match self.0.iter_mut().find(|t| t.tag == definition.tag) {
-            Some(tag) => *tag = definition,
-            None => self.0.push(definition),
+        match self
+            .0
+            .binary_search_by(|t| order(&t.tag).cmp(&order(&definition.tag)))
+        {
+            Ok(at) => self.0[at] = definition,
+            Err(at) => self.0.insert(at, definition),
         }
     }
 
@@ -238,6 +249,15 @@ const BUILT_IN: [(&str, &str); 30] = [
     ("charity", "慈善公益"),
 ];
 
+/// Where tag `id` goes in a catalogue: a built-in tag at its place in the release, after
+/// them any other by id.
+fn order(id: &str) -> (usize, &str) {
+    match BUILT_IN.iter().position(|(tag, _)| *tag == id) {
+        Some(at) => (at, ""),
+        None => (BUILT_IN.len(), id),
+    }
+}
+
 /// The tags built into this release, none retired: the seed of an empty `tags` topic.
 pub(crate) fn built_in() -> Tags {
     Tags::new(seed_definitions())
@@ -301,14 +321,31 @@ mod tests {
     fn applying_creates_renames_in_place_and_retires_without_removing() {
         let mut tags = Tags::default();
         assert!(tags.is_empty());
-        tags.apply(define("employment", "就业创业", false));
         tags.apply(define("housing", "住房保障", false));
+        tags.apply(define("night-economy", "夜间经济", false));
+        tags.apply(define("employment", "就业创业", false));
+        tags.apply(define("ai", "人工智能", false));
+        // Built-in tags in the release's order, then new ones by id: whatever the order
+        // the records came in.
+        assert_eq!(
+            ids(tags.iter()),
+            ["employment", "housing", "ai", "night-economy"]
+        );
         tags.apply(define("tax", "税费优惠", false));
-        assert_eq!(ids(tags.iter()), ["employment", "housing", "tax"]);
+        assert_eq!(
+            ids(tags.iter()),
+            ["employment", "tax", "housing", "ai", "night-economy"]
+        );
+        tags = Tags::new(
+            tags.iter()
+                .filter(|t| t.tag != "ai" && t.tag != "night-economy")
+                .cloned()
+                .collect(),
+        );
 
         // A rename keeps the tag's place and id, so subscriptions naming it follow it.
         tags.apply(define("housing", "安居保障", false));
-        assert_eq!(ids(tags.iter()), ["employment", "housing", "tax"]);
+        assert_eq!(ids(tags.iter()), ["employment", "tax", "housing"]);
         assert_eq!(
             tags.get("housing").map(|t| t.name.as_str()),
             Some("安居保障")
@@ -331,15 +368,16 @@ mod tests {
         tags.apply(define("housing", "住房", false));
         assert!(tags.is_active("housing"));
         assert_eq!(tags.get("housing").map(|t| t.name.as_str()), Some("住房"));
-        assert_eq!(ids(tags.iter()), ["employment", "housing", "tax"]);
+        assert_eq!(ids(tags.iter()), ["employment", "tax", "housing"]);
 
         assert!(!tags.contains("sports") && !tags.is_active("sports"));
     }
 
     #[test]
-    fn replaying_a_log_twice_gives_the_same_catalogue() {
+    fn replaying_a_log_twice_or_in_another_order_gives_the_same_catalogue() {
         // A replica replays the topic from the start; a seed written twice by racing
-        // replicas, or a definition delivered again, changes nothing.
+        // replicas, or a definition delivered again, changes nothing; partitions delivered
+        // in another order, neither.
         let log = [
             define("employment", "就业创业", false),
             define("housing", "住房保障", false),
@@ -354,6 +392,15 @@ mod tests {
         assert_eq!(once, twice);
         assert_eq!(ids(once.iter()), ["employment", "housing", "sports"]);
         assert_eq!(ids(once.active()), ["employment", "sports"]);
+        let mut reversed = Tags::default();
+        // Each tag's own records keep their order (one key, one partition).
+        for tag in ["sports", "housing", "employment"] {
+            log.iter()
+                .filter(|d| d.tag == tag)
+                .cloned()
+                .for_each(|d| reversed.apply(d));
+        }
+        assert_eq!(reversed, once);
     }
 
     #[test]
