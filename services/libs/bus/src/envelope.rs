@@ -51,6 +51,7 @@ event!(ProfileUpserted, Topic::Profiles);
 event!(DeliveryRequested, Topic::DeliveryRequests);
 event!(DeliveryStatusChanged, Topic::DeliveryStatus);
 event!(AuditRecorded, Topic::Audit);
+event!(TagDefined, Topic::Tags);
 
 /// CloudEvents attributes of a record, as read from its headers.
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,9 @@
 //!   W3C `traceparent` of the span that produced it;
 //! - [`Producer`]: idempotent (`enable.idempotence`), awaits the broker's acknowledgement;
 //! - [`run_consumer`]: the at-least-once loop with retries and a dead-letter topic;
-//! - [`TableReader`]: replays a compacted topic into memory (the profiler's index).
+//! - [`TableReader`]: replays a compacted topic into memory (the profiler's index);
+//! - [`follow_tags`], [`replicate_tags`]: the operator-managed tag catalogue, replayed from
+//!   the `tags` topic into a service's [`SharedTags`](zhida_catalogue::SharedTags).
 
 mod admin;
 pub mod audit;
@@ -14,6 +16,7 @@ mod consumer;
 mod envelope;
 mod producer;
 mod table;
+mod tags;
 mod topics;
 
 pub use admin::{ensure_topics, log_end};
@@ -21,6 +24,7 @@ pub use consumer::{ConsumerSpec, HandleError, Handler, Record, run_consumer};
 pub use envelope::{Event, EventMeta, headers as header_names};
 pub use producer::{Delivered, ProduceError, Producer};
 pub use table::{TableReader, TableRecord};
+pub use tags::{follow_tags, replicate_tags, seed_tags_if_empty};
 pub use topics::{Group, Topic, Topics};
 
 /// The most records a producer puts in one batch (`batch.num.messages`) when batching;

@@ -15,15 +15,19 @@ pub enum Topic {
     DeliveryStatus,
     /// `AuditRecorded`, keyed by principal: every state-changing call.
     Audit,
+    /// `TagDefined`, keyed by tag id; compacted: the latest record of an id is the tag
+    /// (the operator-managed tag catalogue, which every service replays).
+    Tags,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::PolicyEvents,
         Topic::Profiles,
         Topic::DeliveryRequests,
         Topic::DeliveryStatus,
         Topic::Audit,
+        Topic::Tags,
     ];
 
     /// The name without the deployment prefix.
@@ -34,12 +38,13 @@ impl Topic {
             Topic::DeliveryRequests => "delivery.requests",
             Topic::DeliveryStatus => "delivery.status",
             Topic::Audit => "audit",
+            Topic::Tags => "tags",
         }
     }
 
     /// Compacted topics keep the latest value per key forever.
     pub const fn compacted(self) -> bool {
-        matches!(self, Topic::Profiles)
+        matches!(self, Topic::Profiles | Topic::Tags)
     }
 }
 

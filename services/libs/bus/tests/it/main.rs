@@ -2,6 +2,7 @@
 //! `deploy/servers.sh`). Each test has its own topic and group prefix, so they run in parallel.
 
 mod concurrent;
+mod tags;
 
 use std::{
     sync::{Arc, Mutex},
