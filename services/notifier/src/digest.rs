@@ -6,7 +6,9 @@
 //! and does not send again; only then is each policy recorded as delivered, its status
 //! emitted, and the closed digest removed. A redelivered request for a policy in a closed
 //! digest is not added again (the store refuses it) and, once recorded, only repeats its
-//! status. A closed digest a crashed run left behind goes out at the next run.
+//! status. A closed digest a crashed run left behind goes out at the next run. A policy
+//! withdrawn since it was held is left out of the message and ends CANCELLED; a digest
+//! left with nothing to send sends nothing.
 
 use std::time::Duration;
 
@@ -106,6 +108,11 @@ impl Sender {
                     continue;
                 }
             };
+            // Withdrawn since it was held: never sent, and left out of the message.
+            if self.cancelled(&request).await? {
+                self.cancel(&delivery(key, policy_id)).await?;
+                continue;
+            }
             let status = self
                 .ledger
                 .status(&delivery(key, policy_id))
@@ -132,9 +139,10 @@ impl Sender {
                 })
                 .await?;
             for request in &pending {
-                let key = delivery(key, &request.policy_id);
-                self.record(&key, &outcome).await?;
-                self.report(&key, outcome.clone()).await?;
+                let policy = delivery(key, &request.policy_id);
+                self.record(&policy, &outcome).await?;
+                self.delivered(request, key.channel, &outcome).await?;
+                self.report(&policy, outcome.clone()).await?;
             }
         }
         self.digests

@@ -1,17 +1,20 @@
 //! Deleting a profile deletes what the notifier keeps of that person: the `profiles`
-//! tombstone of a subject removes its inbox, its waiting digests and its SMS held through
-//! quiet hours (whose requests hold the address). Upserts are not the notifier's business and are passed over.
+//! tombstone of a subject removes its inbox, its waiting digests, its SMS held through
+//! quiet hours (whose requests hold the address) and the record of which policies it
+//! received (with the sealed addresses their notices would go to). Upserts are not the notifier's business and are passed over.
 
 use std::sync::Arc;
 
 use zhida_bus::{HandleError, Handler, Record};
 use zhida_proto::events::v1::Channel;
-use zhida_store::{DigestKey, DigestStore, Inbox};
+use zhida_store::{DigestKey, DigestStore, Inbox, PolicyRecipients};
 
 pub(crate) struct Erasure {
     pub inbox: Arc<dyn Inbox>,
     /// The daily digests and the held notices: every batch of waiting requests.
     pub batches: Vec<Arc<dyn DigestStore>>,
+    /// Who received which policy.
+    pub recipients: Arc<dyn PolicyRecipients>,
 }
 
 /// Every channel a digest can be kept for.
@@ -41,9 +44,13 @@ impl Handler for Erasure {
                 batches.remove(&key).await.map_err(HandleError::transient)?;
             }
         }
+        self.recipients
+            .remove_recipient(subject)
+            .await
+            .map_err(HandleError::transient)?;
         tracing::info!(
             subject,
-            "deleted profile's inbox, digests and held notices removed"
+            "deleted profile's inbox, digests, held notices and recipient records removed"
         );
         Ok(())
     }
@@ -52,7 +59,7 @@ impl Handler for Erasure {
 #[cfg(test)]
 mod tests {
     use zhida_bus::EventMeta;
-    use zhida_store::{MemoryDigests, MemoryInbox};
+    use zhida_store::{MemoryDigests, MemoryInbox, MemoryPolicyRecipients, Recipient};
 
     use super::*;
 
@@ -69,12 +76,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_profile_tombstone_removes_its_inbox_and_waiting_digests_and_nothing_else() {
-        let (inbox, digests, held) = (
+        let (inbox, digests, held, recipients) = (
             Arc::new(MemoryInbox::default()),
             Arc::new(MemoryDigests::default()),
             Arc::new(MemoryDigests::default()),
+            Arc::new(MemoryPolicyRecipients::default()),
         );
         for subject in ["c-gone", "c-stays"] {
+            let recipient = Recipient {
+                recipient_id: subject.into(),
+                channel: Channel::Sms,
+                sealed_address: vec![1, 2, 3],
+                ..Recipient::default()
+            };
+            recipients.add("p-0", &recipient).await.expect("add");
             inbox.add(subject, "p-1", b"item", 10).await.expect("add");
             let key = DigestKey {
                 recipient_id: subject.into(),
@@ -90,8 +105,21 @@ mod tests {
         let erasure = Erasure {
             inbox: inbox.clone(),
             batches: vec![digests.clone(), held.clone()],
+            recipients: recipients.clone(),
         };
         erasure.handle(&tombstone("c-gone")).await.expect("handled");
+        let left: Vec<String> = recipients
+            .list("p-0")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| r.recipient_id)
+            .collect();
+        assert_eq!(
+            left,
+            ["c-stays"],
+            "only the deleted subject's record is gone"
+        );
 
         let page = |subject| {
             let inbox = inbox.clone();

@@ -8,7 +8,8 @@
 //! notice, through the same ledger as any other (so a request both held and redelivered,
 //! or a drain that two replicas run at once, still goes out once). A batch is removed only
 //! once every request in it is recorded; one cut short by a crash or a failing channel is
-//! still closed and goes out at the next pass, which also runs right after a start.
+//! still closed and goes out at the next pass, which also runs right after a start. A
+//! held notice of a policy withdrawn since then is not sent: it ends CANCELLED.
 
 use std::time::Duration;
 
@@ -93,14 +94,20 @@ impl Sender {
                     continue;
                 }
             };
+            // The batch's item id is the request's ledger policy id (a notice's included).
             let delivery = DeliveryKey {
                 policy_id: policy_id.clone(),
                 recipient_id: key.recipient_id.clone(),
                 channel: key.channel,
             };
+            if self.cancelled(&request).await? {
+                self.cancel(&delivery).await?;
+                continue;
+            }
             let outcome = self
                 .once(&delivery, || self.send_opened(&*channel, &request))
                 .await?;
+            self.delivered(&request, key.channel, &outcome).await?;
             self.report(&delivery, outcome).await?;
         }
         tracing::info!(
@@ -182,6 +189,7 @@ mod tests {
             producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),
             lease: Duration::from_secs(30),
             keys: Arc::new(zhida_store::MemorySubjectKeys::default()),
+            recipients: Arc::new(zhida_store::MemoryPolicyRecipients::default()),
         };
         let key = DigestKey {
             recipient_id: "c-1".into(),

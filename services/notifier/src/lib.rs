@@ -15,7 +15,12 @@
 //! - [`address`]: sealed addresses opened at send time (a deleted profile's no longer open);
 //! - [`digest`]: the daily digest runs;
 //! - [`held`]: notices a channel holds back (SMS in quiet hours) go out when it allows;
-//! - [`erasure`]: a deleted profile's inbox and waiting digests go with it;
+//! - [`erasure`]: a deleted profile's inbox, waiting digests and recipient records go with
+//!   it;
+//! - [`notice`]: what a delivery carries (the policy, a revision or withdrawal notice) and
+//!   its ledger key;
+//! - [`policies`]: the `policy.events` consumer: revisions and withdrawals reach earlier
+//!   recipients, and a withdrawal stops what was not sent yet;
 //! - [`channel`]: the ways of reaching a person behind one trait, one module each (email,
 //!   SMS, the inbox);
 //! - [`sms`]: the SMS rules as pure decisions (templates, quiet hours, providers, rates);
@@ -32,6 +37,8 @@ mod error;
 mod grpc;
 mod held;
 mod inbox_api;
+mod notice;
+mod policies;
 mod sender;
 mod sms;
 pub mod templates;
@@ -85,6 +92,7 @@ pub async fn component(
         },
     )?;
     let held_store = stores.batches("held-");
+    let recipients = stores.policy_recipients();
     let sender = sender::Sender {
         ledger: ledger.clone(),
         digests: digest_store.clone(),
@@ -93,6 +101,7 @@ pub async fn component(
         producer: producer.clone(),
         lease: config.store.delivery_lease,
         keys: stores.subject_keys(),
+        recipients: recipients.clone(),
     };
     let digests = digest::run(sender.clone(), own.digest.clone(), shutdown.token.clone());
     let held = held::run(sender.clone(), shutdown.token.clone());
@@ -110,6 +119,17 @@ pub async fn component(
         erasure::Erasure {
             inbox: inbox.clone(),
             batches: vec![digest_store, held_store],
+            recipients: recipients.clone(),
+        },
+        producer.clone(),
+        shutdown.token.clone(),
+    );
+    let policies = zhida_bus::run_consumer(
+        config.kafka.clone(),
+        ConsumerSpec::new(Group::NotifierPolicies, Topic::PolicyEvents),
+        policies::PolicyNotices {
+            recipients,
+            producer: producer.clone(),
         },
         producer.clone(),
         shutdown.token.clone(),
@@ -126,7 +146,8 @@ pub async fn component(
         .task("delivery-sender", consumer)
         .task("digest-sender", digests)
         .task("held-sender", held)
-        .task("erasure", erasure))
+        .task("erasure", erasure)
+        .task("policy-notices", policies))
 }
 
 /// Runs the notifier alone on `listener` until `shutdown`.

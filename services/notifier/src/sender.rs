@@ -1,18 +1,31 @@
 //! The delivery path: each `DeliveryRequested` is sent at most once per (policy,
-//! recipient, channel) under the [`DeliveryLedger`], or held for the recipient's daily
-//! digest, and its outcome is reported on `delivery.status`.
+//! recipient, channel) under the [`DeliveryLedger`] (a notice about a policy once per its
+//! own key, see [`notice`](crate::notice)), or held for the recipient's daily digest, and
+//! its outcome is reported on `delivery.status`.
+//!
+//! Who received a policy is recorded ([`PolicyRecipients`]) once it went out, for its
+//! later revision and withdrawal notices. Nothing of a withdrawn policy goes out any more
+//! but its withdrawal notice: a request, held digest entry or held SMS of it ends
+//! CANCELLED ("policy withdrawn"), nothing sent.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use zhida_bus::{HandleError, Handler, Producer, Record};
 use zhida_proto::events::v1::{
-    Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency,
+    Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency, Notice,
 };
 use zhida_store::{
-    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState, SubjectKeys,
+    Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState,
+    PolicyRecipients, Recipient, SubjectKeys,
 };
 
-use crate::channel::{Attempt, Channels};
+use crate::{
+    channel::{Attempt, Channels},
+    notice::{delivery_key, notice_of},
+};
+
+/// The detail of a delivery that was not made because its policy was withdrawn.
+pub(crate) const WITHDRAWN: &str = "policy withdrawn";
 
 /// The state a recorded outcome is reported as.
 pub(crate) fn delivery_state(state: OutcomeState) -> DeliveryState {
@@ -42,6 +55,8 @@ pub(crate) struct Sender {
     pub lease: Duration,
     /// Recipients' data keys, which open sealed addresses at send time.
     pub keys: Arc<dyn SubjectKeys>,
+    /// Who received each policy, and the withdrawn policies.
+    pub recipients: Arc<dyn PolicyRecipients>,
 }
 
 #[async_trait::async_trait]
@@ -61,12 +76,17 @@ impl Handler for Sender {
                 zhida_store::channel_segment(channel)
             )));
         };
-        let key = DeliveryKey {
-            policy_id: request.policy_id.clone(),
-            recipient_id: request.recipient_id.clone(),
-            channel,
-        };
-        if request.frequency == Frequency::DailyDigest as i32 && sender.has_digest() {
+        let notice = notice_of(&request)
+            .ok_or_else(|| HandleError::permanent(format!("unknown notice {}", request.notice)))?;
+        let key = delivery_key(&request, notice, channel);
+        if self.cancelled(&request).await? {
+            return self.cancel(&key).await;
+        }
+        // A notice goes out at once: it is about something the recipient already has.
+        if notice == Notice::PolicyUnspecified
+            && request.frequency == Frequency::DailyDigest as i32
+            && sender.has_digest()
+        {
             return self.hold(&self.digests, &key, &request).await;
         }
         if !request.urgent
@@ -78,6 +98,7 @@ impl Handler for Sender {
         let outcome = self
             .once(&key, || self.send_opened(&*sender, &request))
             .await?;
+        self.delivered(&request, channel, &outcome).await?;
         self.report(&key, outcome).await
     }
 }
@@ -137,6 +158,95 @@ impl Sender {
         let outcome = Outcome { state, detail };
         self.record(key, &outcome).await?;
         Ok(outcome)
+    }
+
+    /// Whether `request` must not go out because its policy was withdrawn: everything of
+    /// a withdrawn policy but its withdrawal notice.
+    pub(crate) async fn cancelled(&self, request: &DeliveryRequested) -> Result<bool, HandleError> {
+        if request.notice == Notice::Withdrawal as i32 {
+            return Ok(false);
+        }
+        self.recipients
+            .is_withdrawn(&request.policy_id)
+            .await
+            .map_err(HandleError::transient)
+    }
+
+    /// Ends the delivery `key` of a withdrawn policy CANCELLED, nothing sent, and reports
+    /// it; one already done (sent before the withdrawal) keeps and reports its outcome.
+    pub(crate) async fn cancel(&self, key: &DeliveryKey) -> Result<(), HandleError> {
+        let outcome = match self
+            .ledger
+            .status(key)
+            .await
+            .map_err(HandleError::transient)?
+        {
+            Some(zhida_store::Status::Done(outcome)) => outcome,
+            _ => {
+                let outcome = Outcome {
+                    state: OutcomeState::Cancelled,
+                    detail: WITHDRAWN.into(),
+                };
+                self.record(key, &outcome).await?;
+                tracing::info!(
+                    policy_id = key.policy_id,
+                    recipient_id = key.recipient_id,
+                    "not sent: the policy was withdrawn"
+                );
+                outcome
+            }
+        };
+        self.report(key, outcome).await
+    }
+
+    /// After `request` went out with `outcome`: a policy that was sent records its
+    /// recipient, with what a later notice needs. One withdrawn while it was being sent
+    /// also gets its withdrawal notice here, since the withdrawal may have listed the
+    /// recipients before this one was recorded (same event id and ledger key: once).
+    pub(crate) async fn delivered(
+        &self,
+        request: &DeliveryRequested,
+        channel: Channel,
+        outcome: &Outcome,
+    ) -> Result<(), HandleError> {
+        if outcome.state != OutcomeState::Sent || request.notice != Notice::PolicyUnspecified as i32
+        {
+            return Ok(());
+        }
+        let recipient = Recipient {
+            recipient_id: request.recipient_id.clone(),
+            channel,
+            sealed_address: request.sealed_address.clone(),
+            display_name: request.recipient_name.clone(),
+            language: request.language.clone(),
+            subscription_id: request.subscription_id.clone(),
+            version: request.version.max(1),
+        };
+        self.recipients
+            .add(&request.policy_id, &recipient)
+            .await
+            .map_err(HandleError::transient)?;
+        if self
+            .recipients
+            .is_withdrawn(&request.policy_id)
+            .await
+            .map_err(HandleError::transient)?
+        {
+            let notice = crate::policies::notice_request(
+                &recipient,
+                &request.policy_id,
+                Notice::Withdrawal,
+                crate::policies::About {
+                    version: request.version.max(1),
+                    title: &request.title,
+                    department: &request.department,
+                    service_url: "",
+                    change_summary: "",
+                },
+            );
+            crate::policies::emit_notice(&self.producer, &notice).await?;
+        }
+        Ok(())
     }
 
     /// A request that waits (for the daily digest, or for the end of quiet hours) in
@@ -272,6 +382,7 @@ mod tests {
             producer: Producer::new(&KafkaConfig::default(), "/test").expect("producer"),
             lease: Duration::from_secs(30),
             keys: Arc::new(zhida_store::MemorySubjectKeys::default()),
+            recipients: Arc::new(zhida_store::MemoryPolicyRecipients::default()),
         };
         (sender, sends)
     }

@@ -47,6 +47,10 @@ macro_rules! event {
     };
 }
 event!(PolicyPublished, Topic::PolicyEvents);
+event!(PolicyRevised, Topic::PolicyEvents);
+event!(PolicyWithdrawn, Topic::PolicyEvents);
+event!(PolicyExpired, Topic::PolicyEvents);
+event!(PolicyRecorded, Topic::PolicyEvents);
 event!(ProfileUpserted, Topic::Profiles);
 event!(DeliveryRequested, Topic::DeliveryRequests);
 event!(DeliveryStatusChanged, Topic::DeliveryStatus);

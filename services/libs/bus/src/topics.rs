@@ -60,6 +60,9 @@ pub enum Group {
     Notifier,
     /// The notifier's, on `profiles`: a deleted profile's inbox goes with it.
     NotifierErasure,
+    /// The notifier's, on `policy.events`: revisions and withdrawals reach earlier
+    /// recipients.
+    NotifierPolicies,
 }
 
 impl Group {
@@ -70,6 +73,7 @@ impl Group {
             Group::Relay => "zhida-relay",
             Group::Notifier => "zhida-notifier",
             Group::NotifierErasure => "zhida-notifier-erasure",
+            Group::NotifierPolicies => "zhida-notifier-policies",
         }
     }
 }

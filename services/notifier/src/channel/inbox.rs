@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use zhida_proto::{
     Timestamp,
-    events::v1::{Channel as Kind, DeliveryRequested},
+    events::v1::{Channel as Kind, DeliveryRequested, Notice},
     notification::v1::InboxItem,
 };
 use zhida_store::Inbox as InboxStore;
@@ -30,13 +30,26 @@ impl Inbox {
 }
 
 /// The item `request` puts on the recipient's page (its cursor and read flag come from the
-/// store when it is read).
+/// store when it is read). A notice about a policy received earlier is an item of its own,
+/// about the same policy, whose title says what happened ("政策已更新：…", "政策已撤回：…")
+/// and whose summary is what changed, or why it was withdrawn.
 pub fn item(request: &DeliveryRequested, received_at: Timestamp) -> InboxItem {
+    let (title, text) = match Notice::try_from(request.notice) {
+        Ok(Notice::Revision) => (
+            format!("政策已更新：{}", request.title),
+            &request.change_summary,
+        ),
+        Ok(Notice::Withdrawal) => (
+            format!("政策已撤回：{}", request.title),
+            &request.change_summary,
+        ),
+        _ => (request.title.clone(), &request.body),
+    };
     InboxItem {
         cursor: String::new(),
         policy_id: request.policy_id.clone(),
-        title: request.title.clone(),
-        summary: summary(&request.body),
+        title,
+        summary: summary(text),
         department: request.department.clone(),
         service_url: request.service_url.clone(),
         reason: request.reason.clone(),
@@ -69,7 +82,8 @@ impl Inbox {
             .store
             .add(
                 &request.recipient_id,
-                &request.policy_id,
+                // The delivery's ledger policy id: a notice is an item beside the policy's.
+                &crate::notice::channel_key(request, Kind::Inbox).policy_id,
                 &payload,
                 self.max_items,
             )
@@ -143,6 +157,46 @@ mod tests {
         assert_eq!(item.policy_id, "p-1");
         assert_eq!(item.summary, "第一条 申请条件：……");
         assert_eq!(item.reason, notice.reason);
+    }
+
+    #[tokio::test]
+    async fn a_notice_is_an_item_of_its_own_that_says_what_happened() {
+        let store = Arc::new(MemoryInbox::default());
+        let inbox = Inbox::new(store.clone(), 10);
+        let policy = request("p-1", "正文");
+        let revision = DeliveryRequested {
+            notice: Notice::Revision as i32,
+            version: 2,
+            change_summary: "补贴标准提高".into(),
+            ..policy.clone()
+        };
+        let withdrawal = DeliveryRequested {
+            notice: Notice::Withdrawal as i32,
+            change_summary: "上位政策废止".into(),
+            ..policy.clone()
+        };
+        for request in [&policy, &revision, &revision, &withdrawal] {
+            assert!(matches!(inbox.send(request).await, Attempt::Sent { .. }));
+        }
+        let page = store.list("c-1", None, 10).await.expect("list");
+        let items: Vec<InboxItem> = page
+            .items
+            .iter()
+            .map(|i| prost::Message::decode(i.payload.as_slice()).expect("an InboxItem"))
+            .collect();
+        let titles: Vec<&str> = items.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "政策已撤回：杨浦区2023年高校毕业生就业见习补贴申领指南",
+                "政策已更新：杨浦区2023年高校毕业生就业见习补贴申领指南",
+                "杨浦区2023年高校毕业生就业见习补贴申领指南",
+            ],
+            "newest first, each once"
+        );
+        assert_eq!(items[0].summary, "上位政策废止");
+        assert_eq!(items[1].summary, "补贴标准提高");
+        assert!(items.iter().all(|i| i.policy_id == "p-1"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use zhida_bus::Producer;
 
 use zhida_proto::events::v1::{
-    Channel as Kind, DeliveryRequested, DeliveryState, DeliveryStatusChanged,
+    Channel as Kind, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Notice,
 };
 use zhida_smpp::{Address, Receipt, ReceiptState, Session, Submit, SubmitError};
 use zhida_store::{DeliveryKey, ReceiptIndex, ReceiptTarget};
@@ -80,6 +80,10 @@ pub struct Sms {
     templates: SmsTemplates,
     /// The template a policy's SMS is rendered from (`sms.template`).
     template: String,
+    /// The templates of revision and withdrawal notices (`sms.revision_template`,
+    /// `sms.withdrawal_template`).
+    revision_template: String,
+    withdrawal_template: String,
     quiet: QuietHours,
     /// The policy page link: this prefix and the policy id.
     link_base: String,
@@ -115,6 +119,8 @@ impl Sms {
         Ok(Self {
             templates: config.templates()?,
             template: config.template.clone(),
+            revision_template: config.revision_template.clone(),
+            withdrawal_template: config.withdrawal_template.clone(),
             quiet: config.quiet_hours()?,
             link_base: config.link_base.clone(),
             file,
@@ -332,10 +338,17 @@ impl Channel for Sms {
             department: &request.department,
             name: Some(request.recipient_name.as_str()).filter(|n| !n.is_empty()),
         };
-        let sms = match self
-            .templates
-            .render(&self.template, &request.language, &params)
-        {
+        let template = match Notice::try_from(request.notice) {
+            Ok(Notice::PolicyUnspecified) => &self.template,
+            Ok(Notice::Revision) => &self.revision_template,
+            Ok(Notice::Withdrawal) => &self.withdrawal_template,
+            Err(_) => {
+                return Attempt::Refused {
+                    detail: format!("unknown notice {}", request.notice),
+                };
+            }
+        };
+        let sms = match self.templates.render(template, &request.language, &params) {
             Ok(sms) => sms,
             Err(error) => {
                 return Attempt::Refused {
@@ -346,11 +359,8 @@ impl Channel for Sms {
         if let Some(file) = &self.file {
             return self.write_line(file, &to, &sms);
         }
-        let key = DeliveryKey {
-            policy_id: request.policy_id.clone(),
-            recipient_id: request.recipient_id.clone(),
-            channel: Kind::Sms,
-        };
+        // Receipts report on the delivery's ledger key (a notice's is its own).
+        let key = crate::notice::channel_key(request, Kind::Sms);
         let segments = match zhida_smpp::segments(&sms.text, reference(&key), sms.segments) {
             Ok(segments) => segments,
             Err(error) => {

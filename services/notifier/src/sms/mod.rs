@@ -78,6 +78,11 @@ pub struct SmsConfig {
     /// version: `policy-published.v1`); the recipient's language picks among its
     /// translations, the first configured one when there is none in theirs.
     pub template: String,
+    /// The template of a revision notice ("政策已更新：…") to whoever received an earlier
+    /// version.
+    pub revision_template: String,
+    /// The template of a withdrawal notice ("政策已撤回：…") to whoever received the policy.
+    pub withdrawal_template: String,
     /// The approved templates, one per (id, language): by default the files under
     /// `services/notifier/templates/sms/`; setting the list replaces them.
     pub templates: Vec<TemplateConfig>,
@@ -93,7 +98,7 @@ pub struct SmsConfig {
 /// The approved templates shipped with Zhida, as files in the repository
 /// (`services/notifier/templates/sms/<id>.<language>.txt`) compiled into the binary:
 /// `(id, language, text)`.
-const EMBEDDED_TEMPLATES: [(&str, &str, &str); 2] = [
+const EMBEDDED_TEMPLATES: [(&str, &str, &str); 6] = [
     (
         "policy-published.v1",
         "zh",
@@ -103,6 +108,26 @@ const EMBEDDED_TEMPLATES: [(&str, &str, &str); 2] = [
         "policy-published.v1",
         "en",
         include_str!("../../templates/sms/policy-published.v1.en.txt"),
+    ),
+    (
+        "policy-revised.v1",
+        "zh",
+        include_str!("../../templates/sms/policy-revised.v1.zh.txt"),
+    ),
+    (
+        "policy-revised.v1",
+        "en",
+        include_str!("../../templates/sms/policy-revised.v1.en.txt"),
+    ),
+    (
+        "policy-withdrawn.v1",
+        "zh",
+        include_str!("../../templates/sms/policy-withdrawn.v1.zh.txt"),
+    ),
+    (
+        "policy-withdrawn.v1",
+        "en",
+        include_str!("../../templates/sms/policy-withdrawn.v1.en.txt"),
     ),
 ];
 
@@ -115,6 +140,8 @@ impl Default for SmsConfig {
             max_segments: 3,
             quiet_hours: QuietHoursConfig::default(),
             template: "policy-published.v1".into(),
+            revision_template: "policy-revised.v1".into(),
+            withdrawal_template: "policy-withdrawn.v1".into(),
             templates: EMBEDDED_TEMPLATES
                 .iter()
                 .map(|(id, language, text)| TemplateConfig {
@@ -286,11 +313,14 @@ impl SmsConfig {
     /// The first problem is the error.
     pub(crate) fn validate(&self) -> Result<(), SmsConfigError> {
         self.templates()?;
-        if !self.templates.iter().any(|t| t.id == self.template) {
-            return invalid(
-                "sms.template",
-                format!("no [[sms.templates]] has the id {}", self.template),
-            );
+        for (key, id) in [
+            ("sms.template", &self.template),
+            ("sms.revision_template", &self.revision_template),
+            ("sms.withdrawal_template", &self.withdrawal_template),
+        ] {
+            if !self.templates.iter().any(|t| &t.id == id) {
+                return invalid(key, format!("no [[sms.templates]] has the id {id}"));
+            }
         }
         self.quiet_hours()?;
         self.providers()?;
@@ -477,6 +507,16 @@ id = "policy-published.v1"
 language = "en"
 text = "${department} published \"${title}\": ${link}"
 
+[[sms.templates]]
+id = "policy-revised.v1"
+language = "zh"
+text = "政策已更新：《${title}》，详情：${link}"
+
+[[sms.templates]]
+id = "policy-withdrawn.v1"
+language = "zh"
+text = "政策已撤回：《${title}》，详情：${link}"
+
 [[sms.providers]]
 name = "telecom"
 address = "smsc.telecom.example.cn:2775"
@@ -503,7 +543,7 @@ cool_down = "10s"
         let sms = load(EXAMPLE).expect("the example loads");
         sms.validate().expect("the example is valid");
         assert_eq!(sms.max_segments, 3);
-        assert_eq!(sms.templates.len(), 2);
+        assert_eq!(sms.templates.len(), 4);
         let [telecom, cloud] = &sms.providers[..] else {
             panic!("two providers: {:?}", sms.providers);
         };
@@ -613,6 +653,10 @@ cool_down = "10s"
             (
                 Box::new(|c| c.template = "policy-published.v2".into()),
                 "sms.template: no [[sms.templates]] has the id policy-published.v2",
+            ),
+            (
+                Box::new(|c| c.templates.retain(|t| t.id != "policy-revised.v1")),
+                "sms.revision_template: no [[sms.templates]] has the id policy-revised.v1",
             ),
             (
                 Box::new(|c| c.signature = "杨浦区政务".into()),

@@ -13,7 +13,7 @@ use lettre::{
         header::{HeaderName, HeaderValue},
     },
 };
-use zhida_proto::events::v1::{Channel, DeliveryRequested};
+use zhida_proto::events::v1::{Channel, DeliveryRequested, Notice};
 use zhida_unsubscribe::{Keyring, Scope};
 
 use super::templates::{EmailTemplates, LanguageTemplates, MessageTemplates};
@@ -94,9 +94,11 @@ impl Renderer {
         }
     }
 
-    /// The email for `request`. The Message-ID is derived from (policy, recipient), so a
-    /// receiving system can also recognise a duplicate; the unsubscribe link leaves the
-    /// subscription that asked for it (or, for the audience alone, the email consent).
+    /// The email for `request`: the policy, or a notice about it (revision, withdrawal).
+    /// The Message-ID is derived from the delivery's ledger key (policy or notice,
+    /// recipient), so a receiving system can also recognise a duplicate; the unsubscribe
+    /// link leaves the subscription that asked for it (or, for the audience alone, the
+    /// email consent).
     pub fn notice(&self, request: &DeliveryRequested) -> Result<Message, RenderError> {
         let templates = self.templates.for_language(&request.language);
         let scope = Scope::new(
@@ -105,23 +107,40 @@ impl Renderer {
             [request.subscription_id.as_str()],
         );
         let unsubscribe = self.keyring.link(&scope)?;
-        let values = Values::new()
+        let notice = Notice::try_from(request.notice)
+            .map_err(|_| RenderError::Build(format!("unknown notice {}", request.notice)))?;
+        let (message, values) = match notice {
+            Notice::PolicyUnspecified => (
+                &templates.notice,
+                Values::new()
+                    .text("body", request.body.trim_end())
+                    .text("reason", request.reason.clone()),
+            ),
+            Notice::Revision | Notice::Withdrawal => (
+                if notice == Notice::Revision {
+                    &templates.revision
+                } else {
+                    &templates.withdrawal
+                },
+                Values::new()
+                    .text("change_summary", request.change_summary.trim())
+                    .text("version", request.version.max(1).to_string()),
+            ),
+        };
+        let values = values
             .text("name", Self::name(request, templates))
             .text("title", request.title.clone())
             .text("department", request.department.clone())
-            .text("body", request.body.trim_end())
             .text("service_url", safe_url(&request.service_url))
-            .text("reason", request.reason.clone())
             .text("policy_id", request.policy_id.clone())
             .text("unsubscribe_url", unsubscribe.clone());
+        // `p-1`, `p-1#rev2`, `p-1#withdrawn` (`#` is atext, and never in a policy id).
+        let id = crate::notice::delivery_key(request, notice, Channel::Email).policy_id;
         self.build(
             request,
-            &templates.notice,
+            message,
             &values,
-            format!(
-                "<{}.{}.email@zhida>",
-                request.policy_id, request.recipient_id
-            ),
+            format!("<{id}.{}.email@zhida>", request.recipient_id),
             unsubscribe,
         )
     }
@@ -409,6 +428,80 @@ mod tests {
             header_value(&raw, "X-Zhida-Template"),
             Some("policy-published.v1.zh")
         );
+    }
+
+    #[test]
+    fn revision_and_withdrawal_notices_say_so_in_their_subject_once_per_notice() {
+        let revision = DeliveryRequested {
+            notice: Notice::Revision as i32,
+            version: 2,
+            change_summary: "补贴标准提高到每月3,000元 <b>".into(),
+            service_url: "https://zwdt.sh.gov.cn/".into(),
+            ..request()
+        };
+        let message = renderer().notice(&revision).expect("renders");
+        let raw = raw(&message);
+        assert_eq!(
+            header_value(&raw, "X-Zhida-Template"),
+            Some("policy-revised.v1.zh")
+        );
+        assert!(
+            raw.contains("Message-ID: <pol-1#rev2.c-0001.email@zhida>"),
+            "{raw}"
+        );
+        assert!(
+            !raw.contains("\r\nBcc:"),
+            "the title's CRLF stays out: {raw}"
+        );
+        let formatted = message.formatted();
+        let parsed = mailparse::parse_mail(&formatted).expect("parses");
+        let subject = parsed.headers.iter().find(|h| h.get_key() == "Subject");
+        let subject = subject.expect("Subject").get_value();
+        assert!(subject.starts_with("政策已更新：就业见习补贴"), "{subject}");
+        let (plain, html) = parts(&message);
+        assert!(
+            plain.contains("更新内容：补贴标准提高到每月3,000元 <b>"),
+            "{plain}"
+        );
+        assert!(plain.contains("（第2版）"), "{plain}");
+        assert!(
+            plain.contains("在线办理：https://zwdt.sh.gov.cn/"),
+            "{plain}"
+        );
+        assert!(html.contains("每月3,000元 &lt;b&gt;"), "{html}");
+
+        let withdrawal = DeliveryRequested {
+            notice: Notice::Withdrawal as i32,
+            change_summary: "上位政策已废止".into(),
+            language: "en".into(),
+            ..request()
+        };
+        let message = renderer().notice(&withdrawal).expect("renders");
+        let raw = self::raw(&message);
+        assert!(
+            raw.contains("Message-ID: <pol-1#withdrawn.c-0001.email@zhida>"),
+            "{raw}"
+        );
+        let formatted = message.formatted();
+        let parsed = mailparse::parse_mail(&formatted).expect("parses");
+        let subject = parsed.headers.iter().find(|h| h.get_key() == "Subject");
+        assert!(
+            subject
+                .expect("Subject")
+                .get_value()
+                .starts_with("Policy withdrawn: 就业见习补贴"),
+            "{raw}"
+        );
+        let (plain, _) = parts(&message);
+        assert!(plain.contains("Reason: 上位政策已废止"), "{plain}");
+        let unknown = DeliveryRequested {
+            notice: 7,
+            ..request()
+        };
+        assert!(matches!(
+            renderer().notice(&unknown),
+            Err(RenderError::Build(_))
+        ));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The email templates: a notice (`policy-published`) and a daily digest (`digest`, whose
+//! The email templates: a notice (`policy-published`), the notices about a policy received
+//! earlier (`policy-revised`, `policy-withdrawn`) and a daily digest (`digest`, whose
 //! policies are each rendered from `digest-item`), each as a plain-text file that starts
 //! with its `Subject:` line and an HTML file, in every language Zhida writes (zh, the
 //! default, and en). The files live in `services/notifier/templates/email/`, versioned in
@@ -22,6 +23,18 @@ pub const NOTICE: &[&str] = &[
     "body",
     "service_url",
     "reason",
+    "policy_id",
+    "unsubscribe_url",
+];
+/// Parameters of a revision or withdrawal notice (`change_summary`: what changed, or the
+/// reason of the withdrawal).
+pub const CHANGE_NOTICE: &[&str] = &[
+    "name",
+    "title",
+    "department",
+    "change_summary",
+    "version",
+    "service_url",
     "policy_id",
     "unsubscribe_url",
 ];
@@ -50,6 +63,14 @@ const EMBEDDED: &[(&str, &str)] = files![
     "policy-published.v1.zh.html",
     "policy-published.v1.en.txt",
     "policy-published.v1.en.html",
+    "policy-revised.v1.zh.txt",
+    "policy-revised.v1.zh.html",
+    "policy-revised.v1.en.txt",
+    "policy-revised.v1.en.html",
+    "policy-withdrawn.v1.zh.txt",
+    "policy-withdrawn.v1.zh.html",
+    "policy-withdrawn.v1.en.txt",
+    "policy-withdrawn.v1.en.html",
     "digest.v1.zh.txt",
     "digest.v1.zh.html",
     "digest.v1.en.txt",
@@ -82,6 +103,10 @@ pub struct ItemTemplates {
 pub struct LanguageTemplates {
     pub language: &'static str,
     pub notice: MessageTemplates,
+    /// "政策已更新：…" to whoever received an earlier version.
+    pub revision: MessageTemplates,
+    /// "政策已撤回：…" to whoever received the policy.
+    pub withdrawal: MessageTemplates,
     pub digest: MessageTemplates,
     pub digest_item: ItemTemplates,
 }
@@ -130,6 +155,8 @@ impl EmailTemplates {
             languages.push(LanguageTemplates {
                 language,
                 notice: message("policy-published", language, NOTICE)?,
+                revision: message("policy-revised", language, CHANGE_NOTICE)?,
+                withdrawal: message("policy-withdrawn", language, CHANGE_NOTICE)?,
                 digest: message("digest", language, DIGEST)?.require_items()?,
                 digest_item: ItemTemplates {
                     text: file(format!("{item}.txt"), DIGEST_ITEM)?,
@@ -178,6 +205,14 @@ mod tests {
         assert_eq!(
             templates.for_language("en").notice.id,
             "policy-published.v1.en"
+        );
+        assert_eq!(
+            templates.for_language("zh").revision.id,
+            "policy-revised.v1.zh"
+        );
+        assert_eq!(
+            templates.for_language("en").withdrawal.id,
+            "policy-withdrawn.v1.en"
         );
     }
 
