@@ -1,15 +1,22 @@
 //! The `policy.events` handler: turns each published policy into delivery requests, one
 //! per (recipient, channel) with its reason, for the profiles its audience rule matches and
 //! the subscriptions its tags and their filters match.
+//!
+//! A revision whose tags or audience changed (`PolicyRevised.audience_changed`) fans out
+//! its new version exactly like a publication, under the same policy id: the notifier's
+//! ledger (policy, recipient, channel) gives nothing more to whoever already received the
+//! policy on that channel, and the new audience receives it. The earlier recipients' notice
+//! of the revision is the notifier's. Every other event on the topic (withdrawals,
+//! expiries, the publisher's own records) is passed over.
 
 use std::sync::Arc;
 
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::watch;
 use zhida_audience::Rule;
-use zhida_bus::{HandleError, Handler, Producer, Record};
+use zhida_bus::{Event as _, HandleError, Handler, Producer, Record};
 use zhida_catalogue::Industries;
-use zhida_proto::events::v1::{DeliveryRequested, PolicyPublished};
+use zhida_proto::events::v1::{DeliveryRequested, PolicyPublished, PolicyRevised};
 use zhida_store::DeliveryKey;
 
 use crate::{directory::Target, document, replica::Replica};
@@ -26,12 +33,15 @@ pub(crate) struct PolicyMatcher {
 #[async_trait::async_trait]
 impl Handler for PolicyMatcher {
     async fn handle(&self, record: &Record) -> Result<(), HandleError> {
+        let Some(policy) = to_fan_out(record)? else {
+            tracing::debug!(ty = record.meta.ty, "nothing to match; passed over");
+            return Ok(());
+        };
         if !*self.caught_up.borrow() {
             return Err(HandleError::transient(
                 "profile index is still replaying the profiles topic",
             ));
         }
-        let policy: PolicyPublished = record.decode()?;
         if policy.policy_id.is_empty() || (policy.tags.is_empty() && policy.audience.is_empty()) {
             return Err(HandleError::permanent(
                 "policy without id, or without tags and audience",
@@ -105,6 +115,26 @@ impl Handler for PolicyMatcher {
     }
 }
 
+/// The policy version `record` asks to fan out: a publication, or a revision whose
+/// audience changed; `None` for every other event (nothing to match).
+pub(crate) fn to_fan_out(record: &Record) -> Result<Option<PolicyPublished>, HandleError> {
+    let ty = record.meta.ty.as_str();
+    if ty == PolicyPublished::TYPE {
+        return record.decode().map(Some);
+    }
+    if ty == PolicyRevised::TYPE {
+        let revised: PolicyRevised = record.decode()?;
+        if !revised.audience_changed {
+            return Ok(None);
+        }
+        return revised
+            .policy
+            .map(Some)
+            .ok_or_else(|| HandleError::permanent("PolicyRevised without its policy"));
+    }
+    Ok(None)
+}
+
 /// Delivery requests in flight at once per policy.
 const SEND_WINDOW: usize = 1000;
 
@@ -122,4 +152,88 @@ pub(crate) fn target_of(
         },
         document: document::policy(policy),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use zhida_bus::EventMeta;
+    use zhida_proto::events::v1::{PolicyExpired, PolicyRecorded, PolicyWithdrawn};
+
+    use super::*;
+
+    fn record(ty: &str, payload: Vec<u8>) -> Record {
+        Record {
+            topic: "policy.events".into(),
+            partition: 0,
+            offset: 1,
+            key: Some(b"p-1".to_vec()),
+            payload: Some(payload),
+            meta: EventMeta {
+                ty: ty.into(),
+                ..EventMeta::default()
+            },
+        }
+    }
+
+    fn policy(version: u32) -> PolicyPublished {
+        PolicyPublished {
+            policy_id: "p-1".into(),
+            tags: vec!["employment".into()],
+            version,
+            ..PolicyPublished::default()
+        }
+    }
+
+    #[test]
+    fn publications_and_revisions_of_the_audience_fan_out_and_nothing_else_does() {
+        let published =
+            to_fan_out(&record(PolicyPublished::TYPE, policy(1).encode_to_vec())).expect("decodes");
+        assert_eq!(published.map(|p| p.version), Some(1));
+        let revised = |audience_changed| PolicyRevised {
+            policy: Some(policy(2)),
+            previous_version: 1,
+            change_summary: "新增适用对象".into(),
+            audience_changed,
+        };
+        let wider = to_fan_out(&record(PolicyRevised::TYPE, revised(true).encode_to_vec()))
+            .expect("decodes");
+        assert_eq!(
+            wider.map(|p| (p.policy_id, p.version)),
+            Some(("p-1".into(), 2))
+        );
+        let same = to_fan_out(&record(PolicyRevised::TYPE, revised(false).encode_to_vec()))
+            .expect("decodes");
+        assert!(same.is_none(), "same audience: the notifier's notices only");
+        for (ty, payload) in [
+            (
+                PolicyWithdrawn::TYPE,
+                PolicyWithdrawn::default().encode_to_vec(),
+            ),
+            (
+                PolicyExpired::TYPE,
+                PolicyExpired::default().encode_to_vec(),
+            ),
+            (
+                PolicyRecorded::TYPE,
+                PolicyRecorded::default().encode_to_vec(),
+            ),
+            ("zhida.events.v1.SomethingNew", vec![0xff]),
+        ] {
+            assert!(
+                to_fan_out(&record(ty, payload))
+                    .expect("passed over")
+                    .is_none(),
+                "{ty}"
+            );
+        }
+        let broken = PolicyRevised {
+            audience_changed: true,
+            ..PolicyRevised::default()
+        };
+        assert!(matches!(
+            to_fan_out(&record(PolicyRevised::TYPE, broken.encode_to_vec())),
+            Err(HandleError::Permanent(_))
+        ));
+    }
 }
