@@ -1,4 +1,5 @@
-//! `RelayService`: associations and parks page through the feed by cursor.
+//! `RelayService`: associations and parks page through the feed by cursor, each item with
+//! its current status and version (a withdrawn item must not be forwarded any more).
 
 use std::sync::Arc;
 
@@ -45,9 +46,15 @@ impl RelayService for Relay {
         let next_cursor = entries
             .last()
             .map_or(request.after_cursor.clone(), |e| e.cursor.clone());
+        // Each item as it reads now: revised, withdrawn or expired since it was appended.
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let states = self.feed.states(&ids).await.map_err(Error::Store)?;
         let mut items = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for (entry, state) in entries.into_iter().zip(states) {
             let mut item = decode(&entry.id, &entry.payload)?;
+            if let Some(state) = state {
+                crate::feed_writer::overlay(&mut item, &decode(&entry.id, &state)?);
+            }
             item.cursor = entry.cursor;
             items.push(item);
         }

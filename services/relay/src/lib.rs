@@ -1,6 +1,7 @@
 //! The relay ("政府+"): industry associations and industrial parks pull a feed of released
 //! policies and forward them to their member enterprises. Every `PolicyPublished` becomes
-//! one feed item, at most once per policy however often the event is redelivered.
+//! one feed item, at most once per policy however often the event is redelivered; a
+//! revision, withdrawal or expiry changes its item's content, version and status in place.
 //!
 //! The map: [`feed_writer`] (the `policy.events` handler), [`grpc`] (`RelayService`),
 //! [`error`] (the relay's errors and their one mapping to gRPC statuses).
