@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::Value;
 use zhida_audience::{Index, Rule};
-use zhida_catalogue::Catalogue;
+use zhida_catalogue::{Catalogue, Tags};
 use zhida_proto::events::v1::Profile;
 
 /// Why the command failed: bad input (exit code 2) or an I/O problem (exit code 1).
@@ -26,6 +26,7 @@ pub enum AudienceError {
 
 pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), AudienceError> {
     let catalogue = Catalogue::yangpu();
+    let tags = Tags::built_in();
     let text = std::fs::read_to_string(rule).map_err(|e| read_error(rule, &e))?;
     let rule = Rule::parse(&text, &catalogue.industries)
         .map_err(|e| AudienceError::Invalid(format!("{}: {e}", rule.display())))?;
@@ -46,7 +47,9 @@ pub fn run(profiles: &Path, rule: &Path, out: &mut impl Write) -> Result<(), Aud
         }
         let profile = parse_profile(&line)
             .map_err(|e| AudienceError::Invalid(format!("{at}: not a Profile: {e}")))?;
-        if let Err(bad) = zhida_profiler::validate(Some(&profile), &today, &catalogue) {
+        // Offline, the tag catalogue is the built-in one (a deployment's topic starts as it).
+        if let Err(bad) = zhida_profiler::validate(Some(&profile), &today, &catalogue, &tags, None)
+        {
             let problems: Vec<String> = bad
                 .violations()
                 .iter()

@@ -19,5 +19,6 @@ mod personal_data;
 mod profiles;
 mod serve;
 mod sms;
+mod tags;
 mod tls;
 mod trace;

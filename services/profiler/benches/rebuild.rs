@@ -19,7 +19,7 @@ use prost::Message as _;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::json;
 use zhida_audience::{Index, Rule, Subscription as Indexed, Subscriptions};
-use zhida_catalogue::Catalogue;
+use zhida_catalogue::{Catalogue, Tags};
 use zhida_profiler::{Directory, Target, document};
 use zhida_proto::events::v1::{
     Channel, Citizen, Contact, Enterprise, Frequency, Profile, ProfileUpserted, SubjectKind,
@@ -35,12 +35,14 @@ const INDUSTRIES: [&str; 8] = [
     "I6513", "I6520", "M7320", "M7520", "F5191", "L7212", "C3911", "E4813",
 ];
 
-/// A profile with its values drawn from `catalogue`, its address sealed under a key of its
-/// own unless `clear`.
+/// A profile with its values drawn from `catalogue` (tags: the built-in ones, what a fresh
+/// deployment's `tags` topic is seeded with), its address sealed under a key of its own
+/// unless `clear`.
 fn profile(rng: &mut StdRng, i: usize, catalogue: &Catalogue, clear: bool) -> Profile {
     let citizen = rng.random_bool(0.75);
     let n = rng.random_range(1..=3);
-    let all_tags: Vec<&str> = catalogue.tags.iter().map(|t| t.tag.as_str()).collect();
+    let built_in = Tags::built_in();
+    let all_tags: Vec<&str> = built_in.iter().map(|t| t.tag.as_str()).collect();
     let tags: Vec<&str> = all_tags.choose_multiple(rng, n).copied().collect();
     let subscriptions = if rng.random_bool(0.1) {
         vec![Subscription {

@@ -10,7 +10,7 @@ use std::{pin::Pin, sync::Arc};
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use zhida_audience::Rule;
-use zhida_catalogue::Catalogue;
+use zhida_catalogue::{Catalogue, SharedTags, Tags};
 use zhida_proto::{
     events::v1::{PolicyPublished, Profile},
     profile::v1::{
@@ -41,8 +41,11 @@ const MAX_SAMPLE: u32 = 100;
 pub(crate) struct ProfileApi {
     pub replica: Arc<Replica>,
     pub writer: Writer,
-    /// What profiles, subscriptions and drafts are checked against.
+    /// What profiles, subscriptions and drafts are checked against, but for tags.
     pub catalogue: Catalogue,
+    /// The tag catalogue as this replica follows it (the `tags` topic): new subscriptions
+    /// and drafts need active tags, stored subscriptions keep retired ones.
+    pub tags: SharedTags,
     /// Checks one-click unsubscribe tokens (the notifier signs them with the same keys).
     pub keyring: zhida_unsubscribe::Keyring,
 }
@@ -52,6 +55,14 @@ impl ProfileApi {
         self.replica
             .with_directory(|directory| directory.get(id))
             .ok_or_else(|| Error::NoProfile(id.to_string()))
+    }
+
+    /// The subject's stored profile when `needed` (a request naming a retired tag is
+    /// checked against it), else `None` without a look-up.
+    fn stored_if(&self, needed: bool, id: &str) -> Option<Profile> {
+        needed
+            .then(|| self.replica.with_directory(|directory| directory.get(id)))
+            .flatten()
     }
 }
 
@@ -68,8 +79,9 @@ fn check_id(bad: &mut FieldViolations, field: &str, id: &str) {
     }
 }
 
-/// A draft from PreviewAudience or ExplainMatch, checked field by field (`policy.…`).
-fn draft_target(draft: Option<PolicyDraft>, catalogue: &Catalogue) -> Result<Target> {
+/// A draft from PreviewAudience or ExplainMatch, checked field by field (`policy.…`): its
+/// tags must be active (a policy cannot be filed under a retired tag).
+fn draft_target(draft: Option<PolicyDraft>, catalogue: &Catalogue, tags: &Tags) -> Result<Target> {
     let mut bad = FieldViolations::new();
     let Some(draft) = draft else {
         bad.add(
@@ -82,10 +94,15 @@ fn draft_target(draft: Option<PolicyDraft>, catalogue: &Catalogue) -> Result<Tar
         bad.add("policy", "give tags, an audience rule, or both");
     }
     for (i, tag) in draft.tags.iter().enumerate() {
-        if !catalogue.tags.contains(tag) {
+        if !tags.contains(tag) {
             bad.add(
                 format!("policy.tags[{i}]"),
                 format!("{tag:?} is not in the tag catalogue"),
+            );
+        } else if !tags.is_active(tag) {
+            bad.add(
+                format!("policy.tags[{i}]"),
+                format!("tag {tag:?} is retired: no new policies or subscriptions"),
             );
         }
     }
@@ -128,7 +145,11 @@ impl ProfileService for ProfileApi {
         Ok(Response::new(Box::pin(import::run(
             request.into_inner(),
             self.writer.clone(),
-            self.catalogue.clone(),
+            import::Checks {
+                catalogue: self.catalogue.clone(),
+                tags: self.tags.clone(),
+                replica: self.replica.clone(),
+            },
         ))))
     }
 
@@ -145,10 +166,19 @@ impl ProfileService for ProfileApi {
                 .map_or("", |p| p.subject_id.as_str()),
         )?;
         let request = request.into_inner();
+        let tags = self.tags.snapshot();
+        let stored = request.profile.as_ref().and_then(|p| {
+            self.stored_if(
+                profile::names_retired_tag(&p.subscriptions, &tags),
+                &p.subject_id,
+            )
+        });
         profile::validate(
             request.profile.as_ref(),
             &zhida_runtime::district::today(),
             &self.catalogue,
+            &tags,
+            stored.as_ref(),
         )
         .map_err(Error::Invalid)?;
         let Some(mut profile) = request.profile else {
@@ -156,8 +186,16 @@ impl ProfileService for ProfileApi {
         };
         profile::assign_subscription_ids(&mut profile).map_err(Error::Invalid)?;
         let subject = profile.subject_id.clone();
+        let retired = profile::names_retired_tag(&profile.subscriptions, &tags);
         self.writer
-            .change(&subject, |_| Ok(Change::put(profile)))
+            .change(&subject, |current| {
+                // Again against the profile this one replaces, which may have changed since.
+                if retired {
+                    profile::check_profile_tags(&profile, &tags, current)
+                        .map_err(Error::Invalid)?;
+                }
+                Ok(Change::put(profile))
+            })
             .await?;
         Ok(Response::new(UpsertProfileResponse {}))
     }
@@ -216,7 +254,17 @@ impl ProfileService for ProfileApi {
             bad.add("subscription", "required");
             return Err(bad.into());
         };
-        profile::validate_subscription(&mut bad, "subscription", &subscription, &self.catalogue);
+        let tags = self.tags.snapshot();
+        let retired = profile::names_retired_tag(std::slice::from_ref(&subscription), &tags);
+        let stored = self.stored_if(retired, &request.subject_id);
+        profile::validate_subscription(
+            &mut bad,
+            "subscription",
+            &subscription,
+            &self.catalogue,
+            &tags,
+            stored.as_ref(),
+        );
         bad.into_result()?;
         if subscription.id.is_empty() {
             subscription.id = profile::subscription_id(&subscription);
@@ -224,6 +272,15 @@ impl ProfileService for ProfileApi {
         let subject = request.subject_id.as_str();
         self.writer
             .edit(subject, |profile| {
+                // Again against the profile as it is under the lease.
+                if retired {
+                    profile::check_subscription_tags(
+                        "subscription",
+                        &subscription,
+                        &tags,
+                        Some(profile),
+                    )?;
+                }
                 Ok(profile::subscribe(profile, subscription.clone())?)
             })
             .await?;
@@ -314,7 +371,7 @@ impl ProfileService for ProfileApi {
             MAX_SAMPLE,
         ) as usize;
         bad.into_result()?;
-        let target = draft_target(request.policy, &self.catalogue)?;
+        let target = draft_target(request.policy, &self.catalogue, &self.tags.snapshot())?;
         let resolution = self.replica.resolve(target).await.map_err(Error::from)?;
         let mut distinct: Vec<&str> = resolution
             .recipients
@@ -362,7 +419,7 @@ impl ProfileService for ProfileApi {
         authorize_subject(&request, &request.get_ref().subject_id)?;
         let request = request.into_inner();
         subject_id("subject_id", &request.subject_id)?;
-        let target = draft_target(request.policy, &self.catalogue)?;
+        let target = draft_target(request.policy, &self.catalogue, &self.tags.snapshot())?;
         let explanation = self
             .replica
             .with_directory(|directory| directory.explain(&request.subject_id, &target))
@@ -375,5 +432,48 @@ impl ProfileService for ProfileApi {
             digest_channels: explanation.digest.iter().map(|c| *c as i32).collect(),
             reason: explanation.reason,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(tags: &[&str]) -> Option<PolicyDraft> {
+        Some(PolicyDraft {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..PolicyDraft::default()
+        })
+    }
+
+    fn bad_fields(result: Result<Target>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::Invalid(bad)) => bad.violations().to_vec(),
+            Err(other) => panic!("not a field error: {other}"),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_draft_needs_active_tags() {
+        let catalogue = Catalogue::yangpu();
+        let mut tags = Tags::built_in();
+        assert!(draft_target(draft(&["employment", "housing"]), &catalogue, &tags).is_ok());
+        let mut housing = tags.get("housing").expect("built in").clone();
+        housing.retired = true;
+        tags.apply(housing);
+        let bad = bad_fields(draft_target(
+            draft(&["employment", "housing", "blockchain"]),
+            &catalogue,
+            &tags,
+        ));
+        let fields: Vec<&str> = bad.iter().map(|(field, _)| field.as_str()).collect();
+        assert_eq!(fields, ["policy.tags[1]", "policy.tags[2]"]);
+        assert!(bad[0].1.contains("retired"), "{}", bad[0].1);
+        assert!(
+            bad[1].1.contains("not in the tag catalogue"),
+            "{}",
+            bad[1].1
+        );
     }
 }

@@ -12,17 +12,34 @@
 //! message, not per stream). A chunk over the cap, or without profiles, ends the stream
 //! with `INVALID_ARGUMENT`; a write that fails ends it with the writer's status, its
 //! message naming the chunk (everything answered before it is durable).
+//!
+//! Tags are checked against one snapshot of the tag catalogue per chunk, and a profile
+//! naming a retired tag against the subject's stored profile when its chunk is checked
+//! (not again under the write lease, as `UpsertProfile` does: a subscription removed by a
+//! concurrent write in that instant can come back with the import's line).
+
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt as _};
 use tonic::Status;
-use zhida_catalogue::Catalogue;
+use zhida_catalogue::{Catalogue, SharedTags, Tags};
 use zhida_proto::{
     events::v1::Profile,
     profile::v1::{FieldViolation, ImportProfilesRequest, ImportProfilesResponse, RejectedProfile},
 };
 use zhida_runtime::FieldViolations;
 
-use crate::{profile, writer::Writer};
+use crate::{profile, replica::Replica, writer::Writer};
+
+/// What a stream's profiles are checked against.
+#[derive(Clone)]
+pub(crate) struct Checks {
+    pub catalogue: Catalogue,
+    /// Snapshotted once per chunk.
+    pub tags: SharedTags,
+    /// Where the stored profiles are, for profiles naming retired tags.
+    pub replica: Arc<Replica>,
+}
 
 /// The most profiles one chunk may carry.
 pub const MAX_CHUNK: usize = 1_000;
@@ -35,12 +52,15 @@ pub(crate) struct Checked {
 }
 
 /// Checks a chunk: its size (a violation ends the stream), then each profile as
-/// `UpsertProfile` does (a violation rejects that profile alone); accepted profiles get
-/// their subscription ids.
+/// `UpsertProfile` does (a violation rejects that profile alone), `stored` answering a
+/// subject's stored profile (asked only for profiles that name a retired tag); accepted
+/// profiles get their subscription ids.
 pub(crate) fn check_chunk(
     chunk: ImportProfilesRequest,
     today: &str,
     catalogue: &Catalogue,
+    tags: &Tags,
+    stored: impl Fn(&str) -> Option<Profile>,
 ) -> Result<Checked, FieldViolations> {
     let mut bad = FieldViolations::new();
     if chunk.profiles.is_empty() {
@@ -60,7 +80,10 @@ pub(crate) fn check_chunk(
         rejected: Vec::new(),
     };
     for (sequence, mut profile) in (chunk.first_sequence..).zip(chunk.profiles) {
-        let valid = profile::validate(Some(&profile), today, catalogue)
+        let stored = profile::names_retired_tag(&profile.subscriptions, tags)
+            .then(|| stored(&profile.subject_id))
+            .flatten();
+        let valid = profile::validate(Some(&profile), today, catalogue, tags, stored.as_ref())
             .and_then(|()| profile::assign_subscription_ids(&mut profile));
         match valid {
             Ok(()) => checked.accepted.push(profile),
@@ -91,13 +114,13 @@ const CHUNKS_IN_FLIGHT: usize = 2;
 pub(crate) fn run(
     chunks: impl Stream<Item = Result<ImportProfilesRequest, Status>> + Send + 'static,
     writer: Writer,
-    catalogue: Catalogue,
+    checks: Checks,
 ) -> impl Stream<Item = Result<ImportProfilesResponse, Status>> + Send + 'static {
     chunks
         .map(move |chunk| {
             let writer = writer.clone();
-            let catalogue = catalogue.clone();
-            async move { import_chunk(chunk?, &writer, &catalogue).await }
+            let checks = checks.clone();
+            async move { import_chunk(chunk?, &writer, &checks).await }
         })
         .buffered(CHUNKS_IN_FLIGHT)
         .scan(false, |failed, answer| {
@@ -112,10 +135,20 @@ pub(crate) fn run(
 async fn import_chunk(
     chunk: ImportProfilesRequest,
     writer: &Writer,
-    catalogue: &Catalogue,
+    checks: &Checks,
 ) -> Result<ImportProfilesResponse, Status> {
     let first_sequence = chunk.first_sequence;
-    let checked = check_chunk(chunk, &zhida_runtime::district::today(), catalogue)?;
+    let checked = check_chunk(
+        chunk,
+        &zhida_runtime::district::today(),
+        &checks.catalogue,
+        &checks.tags.snapshot(),
+        |subject| {
+            checks
+                .replica
+                .with_directory(|directory| directory.get(subject))
+        },
+    )?;
     let accepted = checked.accepted.len();
     let unchanged = if accepted == 0 {
         0
@@ -185,6 +218,8 @@ mod tests {
             chunk(40, vec![citizen("c-1"), bad, citizen("c-3")]),
             "2026-11-28",
             &catalogue,
+            &Tags::built_in(),
+            |_| None,
         )
         .expect("the chunk's size is fine");
         let accepted: Vec<&str> = checked
@@ -219,8 +254,14 @@ mod tests {
         let mut alone = citizen("c-2");
         alone.contacts[0].address = "not an address".into();
         alone.display_name = String::new();
-        let upsert =
-            profile::validate(Some(&alone), "2026-11-28", &catalogue).expect_err("invalid");
+        let upsert = profile::validate(
+            Some(&alone),
+            "2026-11-28",
+            &catalogue,
+            &Tags::built_in(),
+            None,
+        )
+        .expect_err("invalid");
         let same: Vec<(String, String)> = rejected
             .violations
             .iter()
@@ -233,14 +274,34 @@ mod tests {
     fn a_chunk_is_at_most_max_chunk_profiles_and_not_empty() {
         let catalogue = Catalogue::yangpu();
         let full: Vec<Profile> = (0..MAX_CHUNK).map(|i| citizen(&format!("c-{i}"))).collect();
-        let checked = check_chunk(chunk(1, full.clone()), "2026-11-28", &catalogue)
-            .expect("a full chunk is fine");
+        let checked = check_chunk(
+            chunk(1, full.clone()),
+            "2026-11-28",
+            &catalogue,
+            &Tags::built_in(),
+            |_| None,
+        )
+        .expect("a full chunk is fine");
         assert_eq!(checked.accepted.len(), MAX_CHUNK);
         let mut over = full;
         over.push(citizen("c-over"));
-        let error = check_chunk(chunk(1, over), "2026-11-28", &catalogue).expect_err("too large");
+        let error = check_chunk(
+            chunk(1, over),
+            "2026-11-28",
+            &catalogue,
+            &Tags::built_in(),
+            |_| None,
+        )
+        .expect_err("too large");
         assert_eq!(error.violations()[0].0, "profiles");
-        let error = check_chunk(chunk(1, vec![]), "2026-11-28", &catalogue).expect_err("empty");
+        let error = check_chunk(
+            chunk(1, vec![]),
+            "2026-11-28",
+            &catalogue,
+            &Tags::built_in(),
+            |_| None,
+        )
+        .expect_err("empty");
         assert_eq!(error.violations()[0].0, "profiles");
     }
 }

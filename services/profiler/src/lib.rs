@@ -8,6 +8,11 @@
 //! calls answered, only once the replay caught up, so a restart never silently skips
 //! recipients).
 //!
+//! Tags are checked against the operator-managed tag catalogue, followed from the `tags`
+//! topic (and seeded with the built-in tags when this replica finds it empty, as the
+//! publisher does, so a profiler never waits for another service to have started); the
+//! profiler answers calls only once it has read that topic too.
+//!
 //! The map:
 //! - [`replica`]: this replica's copy of the `profiles` table and its replay;
 //! - [`writer`]: profile writes, one at a time per subject across every replica;
@@ -16,7 +21,8 @@
 //! - [`grpc`]: the `ProfileService` handlers;
 //! - [`import`]: `ImportProfiles`, bulk upserts in checked chunks;
 //! - [`profile`], [`directory`], [`document`]: the pure model, its validation (against the
-//!   district's [`Catalogue`], built once here and passed down) and indexes;
+//!   district's [`Catalogue`], built once here and passed down, and the replicated
+//!   [`SharedTags`]) and indexes;
 //! - [`error`]: the profiler's errors and their one mapping to gRPC statuses.
 
 mod contacts;
@@ -34,7 +40,7 @@ use std::sync::Arc;
 
 use tokio::{net::TcpListener, sync::watch};
 use zhida_bus::{ConsumerSpec, Group, Producer, TableReader, Topic};
-use zhida_catalogue::Catalogue;
+use zhida_catalogue::{Catalogue, SharedTags, seed_definitions};
 use zhida_proto::profile::v1::profile_service_server::ProfileServiceServer;
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
@@ -54,6 +60,34 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let catalogue = Catalogue::yangpu();
     let replica = Arc::new(replica::Replica::new(catalogue.industries.clone()));
     let (caught_up_tx, caught_up) = watch::channel(false);
+    let tags = SharedTags::default();
+    let (tags_ready_tx, tags_ready) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(false);
+
+    let replicate_tags = {
+        let (kafka, producer, tags, token) = (
+            config.kafka.clone(),
+            producer.clone(),
+            tags.clone(),
+            shutdown.token.clone(),
+        );
+        async move {
+            zhida_bus::replicate_tags(
+                &kafka,
+                &producer,
+                tags,
+                seed_definitions(),
+                tags_ready_tx,
+                token,
+            )
+            .await
+        }
+    };
+    let readiness = all_ready(
+        vec![caught_up.clone(), tags_ready],
+        ready_tx,
+        shutdown.token.clone().cancelled_owned(),
+    );
 
     let replay = {
         let replica = replica.clone();
@@ -87,11 +121,36 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             replica,
             writer,
             catalogue,
+            tags,
             keyring,
         }))
-        .ready_when(caught_up)
+        .ready_when(ready)
         .task("profiles-replay", replay)
+        .task("tags-replica", replicate_tags)
+        .task("readiness", readiness)
         .task("policy-matcher", matcher))
+}
+
+/// Turns `ready` true once every one of `signals` is (the host takes one signal per
+/// component); ends without it when `stop` completes or a signal's task ended first.
+async fn all_ready(
+    signals: Vec<watch::Receiver<bool>>,
+    ready: watch::Sender<bool>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let all = async {
+        for mut signal in signals {
+            if signal.wait_for(|ready| *ready).await.is_err() {
+                return;
+            }
+        }
+        ready.send_replace(true);
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = all => {}
+    }
+    Ok(())
 }
 
 /// Runs the profiler alone on `listener` until `shutdown`.

@@ -1,10 +1,18 @@
 //! Profile validation: [`validate`] reports every bad field of an incoming profile, so a
 //! client fixes them all in one round. Contact addresses are never echoed (personal data).
-//! Closed lists (streets, groups …), industries and tags are checked against the
-//! [`Catalogue`] the caller passes.
+//! Closed lists (streets, groups …) and industries are checked against the [`Catalogue`]
+//! the caller passes, tags against the tag catalogue ([`Tags`], as this replica follows
+//! it on the `tags` topic).
+//!
+//! A subscription names tags of the catalogue. A retired tag takes no new subscriptions,
+//! but a subscription that already followed it keeps it: a subscription may name a
+//! retired tag only when the subject's stored profile has a subscription with the same id
+//! (given, or derived from an id-less subscription as [`subscription_id`] does) that
+//! names that tag too. So an unchanged profile upserted again, or a subscription edited
+//! without adding tags, stays valid, and an old subscription stays readable.
 
 use zhida_audience::Rule;
-use zhida_catalogue::{Catalogue, Terms};
+use zhida_catalogue::{Catalogue, Tags, Terms};
 use zhida_proto::events::v1::{
     Channel, Citizen, Enterprise, Frequency, Profile, SubjectKind, Subscription, profile::Details,
 };
@@ -237,12 +245,16 @@ fn validate_enterprise(
     memberships(bad, "profile.enterprise.associations", &e.associations);
 }
 
-/// Checks one subscription; `field` is where it sits (`profile.subscriptions[2]`).
+/// Checks one subscription; `field` is where it sits (`profile.subscriptions[2]`). Its
+/// tags are checked against `tags` and the subject's `stored` profile (see the module
+/// docs).
 pub fn validate_subscription(
     bad: &mut FieldViolations,
     field: &str,
     s: &Subscription,
     catalogue: &Catalogue,
+    tags: &Tags,
+    stored: Option<&Profile>,
 ) {
     if !s.id.is_empty() && !is_subject_id(&s.id) {
         bad.add(
@@ -256,14 +268,7 @@ pub fn validate_subscription(
             format!("1–{MAX_TAGS_PER_SUBSCRIPTION} tags required"),
         );
     }
-    for (j, tag) in s.tags.iter().enumerate() {
-        if !catalogue.tags.contains(tag) {
-            bad.add(
-                format!("{field}.tags[{j}]"),
-                format!("{tag:?} is not in the tag catalogue: {}", catalogue.tags),
-            );
-        }
-    }
+    check_tags(bad, field, s, tags, stored);
     if s.filter.len() > MAX_FILTER_BYTES {
         bad.add(
             format!("{field}.filter"),
@@ -296,12 +301,99 @@ pub fn validate_subscription(
     }
 }
 
-/// Checks every field of `profile` against `catalogue`. `today` is `YYYY-MM-DD`
-/// (registration dates and birth years cannot lie after it).
+/// Adds a violation for each tag of `s` that is not in `tags`, or is retired and not
+/// already followed by the same subscription in `stored`.
+fn check_tags(
+    bad: &mut FieldViolations,
+    field: &str,
+    s: &Subscription,
+    tags: &Tags,
+    stored: Option<&Profile>,
+) {
+    // The id the subscription has or will be given, computed only when a tag is retired.
+    let mut id = None;
+    for (j, tag) in s.tags.iter().enumerate() {
+        if !tags.contains(tag) {
+            bad.add(
+                format!("{field}.tags[{j}]"),
+                format!("{tag:?} is not in the tag catalogue: {tags}"),
+            );
+        } else if !tags.is_active(tag) {
+            let id = id.get_or_insert_with(|| {
+                if s.id.is_empty() {
+                    subscription_id(s)
+                } else {
+                    s.id.clone()
+                }
+            });
+            if !already_follows(stored, id, tag) {
+                bad.add(
+                    format!("{field}.tags[{j}]"),
+                    format!("tag {tag:?} is retired: no new subscriptions"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether `stored` has the subscription `id` and it names `tag`.
+fn already_follows(stored: Option<&Profile>, id: &str, tag: &str) -> bool {
+    stored.is_some_and(|p| {
+        p.subscriptions
+            .iter()
+            .any(|s| s.id == id && s.tags.iter().any(|t| t == tag))
+    })
+}
+
+/// Whether any of `subscriptions` names a retired tag of `tags`: only then does their
+/// check need the subject's stored profile.
+pub(crate) fn names_retired_tag(subscriptions: &[Subscription], tags: &Tags) -> bool {
+    subscriptions
+        .iter()
+        .flat_map(|s| &s.tags)
+        .any(|tag| tags.contains(tag) && !tags.is_active(tag))
+}
+
+/// The tag check of [`validate`] alone, for the subscriptions of `profile` against the
+/// subject's `stored` profile: what an upsert repeats under the subject's write lease,
+/// where `stored` is the profile it replaces (a concurrent write may have changed it since
+/// the request was checked).
+pub(crate) fn check_profile_tags(
+    profile: &Profile,
+    tags: &Tags,
+    stored: Option<&Profile>,
+) -> Result<(), FieldViolations> {
+    let mut bad = FieldViolations::new();
+    for (i, subscription) in profile.subscriptions.iter().enumerate() {
+        let field = format!("profile.subscriptions[{i}]");
+        check_tags(&mut bad, &field, subscription, tags, stored);
+    }
+    bad.into_result()
+}
+
+/// The tag check of [`validate_subscription`] alone, as [`check_profile_tags`] for one
+/// subscription at `field` (what Subscribe repeats under the lease).
+pub(crate) fn check_subscription_tags(
+    field: &str,
+    subscription: &Subscription,
+    tags: &Tags,
+    stored: Option<&Profile>,
+) -> Result<(), FieldViolations> {
+    let mut bad = FieldViolations::new();
+    check_tags(&mut bad, field, subscription, tags, stored);
+    bad.into_result()
+}
+
+/// Checks every field of `profile` against `catalogue`, and its subscriptions' tags
+/// against `tags` and the subject's `stored` profile (`None`: it has none; see the module
+/// docs). `today` is `YYYY-MM-DD` (registration dates and birth years cannot lie after
+/// it).
 pub fn validate(
     profile: Option<&Profile>,
     today: &str,
     catalogue: &Catalogue,
+    tags: &Tags,
+    stored: Option<&Profile>,
 ) -> Result<(), FieldViolations> {
     let mut bad = FieldViolations::new();
     let Some(p) = profile else {
@@ -391,7 +483,7 @@ pub fn validate(
     }
     for (i, subscription) in p.subscriptions.iter().enumerate() {
         let field = format!("profile.subscriptions[{i}]");
-        validate_subscription(&mut bad, &field, subscription, catalogue);
+        validate_subscription(&mut bad, &field, subscription, catalogue, tags, stored);
         if !subscription.id.is_empty()
             && p.subscriptions[..i].iter().any(|s| s.id == subscription.id)
         {
@@ -576,10 +668,155 @@ mod tests {
     }
 
     fn fields(profile: &Profile) -> Vec<String> {
-        match validate(Some(profile), "2026-11-27", &Catalogue::yangpu()) {
+        fields_with(profile, &Tags::built_in(), None)
+    }
+
+    fn fields_with(profile: &Profile, tags: &Tags, stored: Option<&Profile>) -> Vec<String> {
+        match validate(
+            Some(profile),
+            "2026-11-27",
+            &Catalogue::yangpu(),
+            tags,
+            stored,
+        ) {
             Ok(()) => Vec::new(),
             Err(bad) => bad.violations().iter().map(|(f, _)| f.clone()).collect(),
         }
+    }
+
+    /// The built-in tags with `retired` retired.
+    fn retiring(retired: &str) -> Tags {
+        let mut tags = Tags::built_in();
+        let mut tag = tags.get(retired).expect("a built-in tag").clone();
+        tag.retired = true;
+        tags.apply(tag);
+        tags
+    }
+
+    /// A citizen following `subscriptions`.
+    fn following(subscriptions: Vec<Subscription>) -> Profile {
+        Profile {
+            subject_id: "c-1".into(),
+            kind: SubjectKind::Citizen as i32,
+            display_name: "张三".into(),
+            street: "殷行街道".into(),
+            subscriptions,
+            ..Profile::default()
+        }
+    }
+
+    fn on(tags: &[&str]) -> Subscription {
+        Subscription {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            channels: vec![Channel::Inbox as i32],
+            ..Subscription::default()
+        }
+    }
+
+    #[test]
+    fn a_retired_tag_takes_no_new_subscription() {
+        let tags = retiring("housing");
+        let profile = following(vec![on(&["employment"]), on(&["tax", "housing"])]);
+        assert_eq!(
+            fields_with(&profile, &tags, None),
+            ["profile.subscriptions[1].tags[1]"]
+        );
+        let bad = validate(
+            Some(&profile),
+            "2026-11-27",
+            &Catalogue::yangpu(),
+            &tags,
+            None,
+        )
+        .expect_err("retired");
+        assert_eq!(
+            bad.violations()[0].1,
+            r#"tag "housing" is retired: no new subscriptions"#
+        );
+        // Stored profiles without that subscription do not help.
+        let other = following(vec![on(&["employment"]), on(&["housing"])]);
+        assert_eq!(
+            fields_with(&profile, &tags, Some(&other)),
+            ["profile.subscriptions[1].tags[1]"],
+            "another subscription (another id) followed it, not this one"
+        );
+        // Unknown is still unknown, and listed without the retired tag.
+        let unknown = following(vec![on(&["blockchain"])]);
+        let bad = validate(
+            Some(&unknown),
+            "2026-11-27",
+            &Catalogue::yangpu(),
+            &tags,
+            None,
+        )
+        .expect_err("unknown");
+        assert_eq!(bad.violations()[0].0, "profile.subscriptions[0].tags[0]");
+        assert!(bad.violations()[0].1.contains("not in the tag catalogue"));
+        assert!(!bad.violations()[0].1.contains("housing"));
+    }
+
+    #[test]
+    fn a_subscription_that_followed_a_tag_before_it_was_retired_keeps_it() {
+        let tags = retiring("housing");
+        let mut stored = following(vec![on(&["employment"]), on(&["tax", "housing"])]);
+        assign_subscription_ids(&mut stored).expect("distinct");
+        // Upserted again unchanged, with its ids or without (derived alike).
+        assert_eq!(
+            fields_with(&stored, &tags, Some(&stored)),
+            Vec::<String>::new()
+        );
+        let without_ids = following(vec![on(&["employment"]), on(&["tax", "housing"])]);
+        assert_eq!(
+            fields_with(&without_ids, &tags, Some(&stored)),
+            Vec::<String>::new()
+        );
+        // The same subscription (its id) with another channel keeps the tag it followed...
+        let mut edited = stored.clone();
+        edited.subscriptions[1].channels = vec![Channel::Email as i32];
+        assert_eq!(
+            fields_with(&edited, &tags, Some(&stored)),
+            Vec::<String>::new()
+        );
+        // ...but cannot add the retired tag to a subscription that did not follow it.
+        let mut added = stored.clone();
+        added.subscriptions[0].tags.push("housing".into());
+        assert_eq!(
+            fields_with(&added, &tags, Some(&stored)),
+            ["profile.subscriptions[0].tags[1]"]
+        );
+        // The lease's re-check answers the same as the first one.
+        assert!(check_profile_tags(&stored, &tags, Some(&stored)).is_ok());
+        assert_eq!(
+            check_profile_tags(&added, &tags, Some(&stored))
+                .expect_err("added")
+                .violations()[0]
+                .0,
+            "profile.subscriptions[0].tags[1]"
+        );
+        assert!(
+            check_profile_tags(&stored, &tags, None).is_err(),
+            "nothing stored"
+        );
+        // Subscribe's check of one subscription, at its own field.
+        let old = stored.subscriptions[1].clone();
+        assert!(check_subscription_tags("subscription", &old, &tags, Some(&stored)).is_ok());
+        let bad = check_subscription_tags("subscription", &on(&["housing"]), &tags, Some(&stored))
+            .expect_err("a new subscription");
+        assert_eq!(bad.violations()[0].0, "subscription.tags[0]");
+    }
+
+    #[test]
+    fn only_subscriptions_naming_a_retired_tag_need_the_stored_profile() {
+        let tags = retiring("housing");
+        assert!(!names_retired_tag(
+            &[on(&["employment"]), on(&["blockchain"])],
+            &tags
+        ));
+        assert!(names_retired_tag(
+            &[on(&["employment"]), on(&["housing"])],
+            &tags
+        ));
+        assert!(!names_retired_tag(&[on(&["housing"])], &Tags::built_in()));
     }
 
     #[test]
