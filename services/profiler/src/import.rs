@@ -271,6 +271,48 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_naming_a_retired_tag_is_checked_against_its_stored_profile_alone() {
+        let catalogue = Catalogue::yangpu();
+        let mut tags = Tags::built_in();
+        let mut retired = tags.get("employment").expect("built in").clone();
+        retired.retired = true;
+        tags.apply(retired);
+        let mut follower = citizen("c-old");
+        profile::assign_subscription_ids(&mut follower).expect("one subscription");
+        let mut housing = citizen("c-housing");
+        housing.subscriptions[0].tags = vec!["housing".into()];
+        let asked = std::cell::RefCell::new(Vec::new());
+        let checked = check_chunk(
+            chunk(1, vec![citizen("c-old"), citizen("c-new"), housing]),
+            "2026-11-28",
+            &catalogue,
+            &tags,
+            |subject| {
+                asked.borrow_mut().push(subject.to_string());
+                (subject == "c-old").then(|| follower.clone())
+            },
+        )
+        .expect("the chunk's size is fine");
+        let accepted: Vec<&str> = checked
+            .accepted
+            .iter()
+            .map(|p| p.subject_id.as_str())
+            .collect();
+        assert_eq!(accepted, ["c-old", "c-housing"], "its subscription stays");
+        assert_eq!(checked.rejected.len(), 1);
+        assert_eq!(checked.rejected[0].subject_id, "c-new");
+        assert_eq!(
+            checked.rejected[0].violations[0].field,
+            "profile.subscriptions[0].tags[0]"
+        );
+        assert_eq!(
+            asked.into_inner(),
+            ["c-old", "c-new"],
+            "only profiles naming a retired tag look up their stored profile"
+        );
+    }
+
+    #[test]
     fn a_chunk_is_at_most_max_chunk_profiles_and_not_empty() {
         let catalogue = Catalogue::yangpu();
         let full: Vec<Profile> = (0..MAX_CHUNK).map(|i| citizen(&format!("c-{i}"))).collect();
