@@ -15,6 +15,7 @@ mod helpers;
 mod import;
 mod inbox;
 mod limits;
+mod notices;
 mod personal_data;
 mod profiles;
 mod serve;

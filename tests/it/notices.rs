@@ -1,0 +1,444 @@
+//! A policy's later life reaches whoever received it (issue #10 point 6), through real
+//! servers: the lifecycle events are produced straight onto the test's `policy.events`
+//! (what is tested starts at the profiler, the notifier and the relay).
+//!
+//! - A revision sends each earlier recipient exactly one "政策已更新" on each channel they
+//!   received the policy on (email, SMS, inbox, and email for a digest subscriber), however
+//!   often the event is delivered; a revision that widens the audience gives the new
+//!   audience the policy and nobody else anything more than the notice.
+//! - A withdrawal stops the digest entries still held (never sent, CANCELLED), sends the
+//!   withdrawal notice only to those who received the policy, and the relay's feed shows
+//!   the item withdrawn.
+
+use std::time::Duration;
+
+use zhida_bus::{Group, Producer, Topic};
+use zhida_proto::{
+    events::v1::{
+        Channel, Contact, DeliveryState, Frequency, PolicyPublished, PolicyRevised, PolicyStatus,
+        PolicyWithdrawn, Profile,
+    },
+    notification::v1::{GetDeliveryStatusRequest, InboxItem, ListInboxRequest},
+    profile::v1::UpsertProfileRequest,
+    relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
+};
+use zhida_runtime::auth::Kind;
+
+use crate::helpers::{
+    Mail, Server, TestEnv, bearer, channel, citizen, eventually, mail_for, wait_until_consumed,
+};
+
+const UPDATED: &str = "政策已更新：";
+const WITHDRAWN: &str = "政策已撤回：";
+
+/// A subscriber of `tag` by email (and the given extra channels), at once or daily.
+fn subscriber(
+    env: &TestEnv,
+    id: &str,
+    tag: &str,
+    channels: &[Channel],
+    frequency: Frequency,
+) -> Profile {
+    let mut profile = citizen(env, id, id, &[tag], true);
+    if channels.contains(&Channel::Sms) {
+        let digits = u32::from_str_radix(&env.id[env.id.len() - 8..], 16).expect("hex id");
+        profile.contacts.push(Contact {
+            channel: Channel::Sms as i32,
+            address: format!("139{:08}", digits % 100_000_000),
+            consent: true,
+            ..Contact::default()
+        });
+    }
+    let subscription = &mut profile.subscriptions[0];
+    subscription
+        .channels
+        .extend(channels.iter().map(|c| *c as i32));
+    subscription.frequency = frequency as i32;
+    profile
+}
+
+fn policy(env: &TestEnv, name: &str, tags: &[&str], version: u32, title: &str) -> PolicyPublished {
+    PolicyPublished {
+        policy_id: format!("{name}-{}", env.id),
+        title: title.into(),
+        body: "符合条件的企业和个人可申请。".into(),
+        summary: "申请条件与补贴标准。".into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        department: "区人力资源和社会保障局".into(),
+        service_url: "https://zwdt.sh.gov.cn/yp/1".into(),
+        published_at: Some(zhida_proto::timestamp_now()),
+        version,
+        ..PolicyPublished::default()
+    }
+}
+
+/// `zhida serve all` with SMS written to a file of the test's own (never quiet) and digests
+/// every `digest_period`.
+async fn start(env: &TestEnv, dir: &tempfile::TempDir, digest_period: &str) -> Server {
+    let sms = dir.path().join("sms.jsonl");
+    Server::start_with(
+        "all",
+        env,
+        &[
+            ("ZHIDA_DIGEST__PERIOD", digest_period),
+            ("ZHIDA_SMS__MODE", "file"),
+            ("ZHIDA_SMS__FILE", sms.to_str().expect("UTF-8 path")),
+            ("ZHIDA_SMS__QUIET_HOURS__START", "00:00"),
+            ("ZHIDA_SMS__QUIET_HOURS__END", "00:00"),
+        ],
+    )
+    .await
+}
+
+/// The SMS texts the notifier wrote to the test's file.
+fn sms_texts(dir: &tempfile::TempDir) -> Vec<String> {
+    std::fs::read_to_string(dir.path().join("sms.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn with_subject(mail: &[Mail], prefix: &str) -> usize {
+    mail.iter()
+        .filter(|m| m.subject.starts_with(prefix))
+        .count()
+}
+
+async fn inbox_titles(server: &Server, recipient_id: &str) -> Vec<String> {
+    let page = server
+        .inbox()
+        .await
+        .list_inbox(ListInboxRequest {
+            recipient_id: recipient_id.into(),
+            before_cursor: String::new(),
+            limit: 50,
+        })
+        .await
+        .expect("inbox")
+        .into_inner();
+    page.items
+        .into_iter()
+        .map(|item: InboxItem| item.title)
+        .collect()
+}
+
+async fn upsert(server: &Server, profiles: &[&Profile]) {
+    let mut client = server.profiles().await;
+    for profile in profiles {
+        client
+            .upsert_profile(UpsertProfileRequest {
+                profile: Some((*profile).clone()),
+            })
+            .await
+            .expect("upsert");
+    }
+}
+
+/// Waits until the notifier handled every lifecycle event and every request they led to.
+async fn settle(env: &TestEnv) {
+    for (group, topic) in [
+        (Group::Profiler, Topic::PolicyEvents),
+        (Group::NotifierPolicies, Topic::PolicyEvents),
+        (Group::Notifier, Topic::DeliveryRequests),
+    ] {
+        wait_until_consumed(env, group, topic, Duration::from_secs(30)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_reaches_each_earlier_recipient_once_on_each_channel() {
+    let env = TestEnv::new("revise").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&env, &dir, "2s").await;
+    let producer = Producer::new(&env.kafka, "/test/notices").expect("producer");
+    let ann = subscriber(
+        &env,
+        "ann",
+        "employment",
+        &[Channel::Sms, Channel::Inbox],
+        Frequency::Immediate,
+    );
+    let bob = subscriber(&env, "bob", "employment", &[], Frequency::Immediate);
+    let dan = subscriber(&env, "dan", "employment", &[], Frequency::DailyDigest);
+    // Not in the first audience: the third version adds her tag.
+    let eve = subscriber(&env, "eve", "talent", &[], Frequency::Immediate);
+    upsert(&server, &[&ann, &bob, &dan, &eve]).await;
+    let (ann_mail, bob_mail, dan_mail, eve_mail) = (
+        env.address("ann"),
+        env.address("bob"),
+        env.address("dan"),
+        env.address("eve"),
+    );
+
+    let v1 = policy(&env, "jy", &["employment"], 1, "杨浦区就业见习补贴申领指南");
+    producer.emit(&v1.policy_id, &v1).await.expect("published");
+    eventually("version 1 everywhere", Duration::from_secs(40), || {
+        mail_for(&ann_mail).len() == 1
+            && mail_for(&bob_mail).len() == 1
+            && mail_for(&dan_mail).len() == 1
+            && sms_texts(&dir).len() == 1
+    })
+    .await;
+    assert_eq!(inbox_titles(&server, &ann.subject_id).await.len(), 1);
+    assert!(mail_for(&dan_mail)[0].subject.starts_with("政策订阅日报"));
+
+    // Version 2, same audience, delivered twice (a producer retry, a redelivery).
+    let revised = PolicyRevised {
+        policy: Some(policy(
+            &env,
+            "jy",
+            &["employment"],
+            2,
+            "杨浦区就业见习补贴申领指南（修订）",
+        )),
+        previous_version: 1,
+        change_summary: "补贴标准由每月2,690元提高到每月3,000元。".into(),
+        audience_changed: false,
+    };
+    for _ in 0..2 {
+        producer
+            .emit(&v1.policy_id, &revised)
+            .await
+            .expect("revised");
+    }
+    let updated_sms = || {
+        sms_texts(&dir)
+            .iter()
+            .filter(|t| t.contains(UPDATED))
+            .count()
+    };
+    eventually("the revision notices", Duration::from_secs(40), || {
+        with_subject(&mail_for(&ann_mail), UPDATED) >= 1
+            && with_subject(&mail_for(&bob_mail), UPDATED) >= 1
+            && with_subject(&mail_for(&dan_mail), UPDATED) >= 1
+            && updated_sms() >= 1
+    })
+    .await;
+    settle(&env).await;
+    // Give a duplicate the time to show up, were there one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (who, address) in [("ann", &ann_mail), ("bob", &bob_mail), ("dan", &dan_mail)] {
+        let mail = mail_for(address);
+        assert_eq!(mail.len(), 2, "{who}: version 1 and one notice");
+        let notice = mail
+            .iter()
+            .find(|m| m.subject.starts_with(UPDATED))
+            .expect("the notice");
+        assert!(
+            notice
+                .subject
+                .contains("杨浦区就业见习补贴申领指南（修订）"),
+            "{}",
+            notice.subject
+        );
+        assert!(
+            notice.body.contains("每月3,000元"),
+            "{who}: {}",
+            notice.body
+        );
+    }
+    assert_eq!(updated_sms(), 1, "one SMS notice: {:?}", sms_texts(&dir));
+    assert_eq!(sms_texts(&dir).len(), 2);
+    let titles = inbox_titles(&server, &ann.subject_id).await;
+    assert_eq!(
+        titles.iter().filter(|t| t.starts_with(UPDATED)).count(),
+        1,
+        "{titles:?}"
+    );
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        mail_for(&eve_mail).is_empty(),
+        "eve was never in the audience"
+    );
+
+    // Version 3 adds eve's tag: she gets the policy itself; the earlier recipients one
+    // notice of version 3 each, and not the policy again.
+    let wider = PolicyRevised {
+        policy: Some(policy(
+            &env,
+            "jy",
+            &["employment", "talent"],
+            3,
+            "杨浦区就业见习补贴申领指南（第三版）",
+        )),
+        previous_version: 2,
+        change_summary: "适用范围扩大到创业者。".into(),
+        audience_changed: true,
+    };
+    producer.emit(&v1.policy_id, &wider).await.expect("revised");
+    eventually(
+        "eve's policy and the notices of version 3",
+        Duration::from_secs(40),
+        || {
+            mail_for(&eve_mail).len() == 1
+                && with_subject(&mail_for(&ann_mail), UPDATED) == 2
+                && with_subject(&mail_for(&bob_mail), UPDATED) == 2
+        },
+    )
+    .await;
+    settle(&env).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let eve_got = mail_for(&eve_mail);
+    assert_eq!(eve_got.len(), 1, "eve: the policy, no notice");
+    assert_eq!(eve_got[0].subject, "杨浦区就业见习补贴申领指南（第三版）");
+    for (who, address) in [("ann", &ann_mail), ("bob", &bob_mail), ("dan", &dan_mail)] {
+        let mail = mail_for(address);
+        assert_eq!(
+            with_subject(&mail, UPDATED),
+            2,
+            "{who}: one notice per version"
+        );
+        assert_eq!(mail.len(), 3, "{who}: never the policy a second time");
+    }
+    assert_eq!(updated_sms(), 2, "{:?}", sms_texts(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipients() {
+    let env = TestEnv::new("withdraw").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Digest runs fall on whole multiples of the period (from 08:00 district time).
+    const PERIOD: u64 = 20;
+    let server = start(&env, &dir, &format!("{PERIOD}s")).await;
+    let producer = Producer::new(&env.kafka, "/test/notices").expect("producer");
+    let now = subscriber(&env, "now", "housing", &[], Frequency::Immediate);
+    let daily = subscriber(&env, "daily", "housing", &[], Frequency::DailyDigest);
+    upsert(&server, &[&now, &daily]).await;
+    let (now_mail, daily_mail) = (env.address("now"), env.address("daily"));
+
+    // Publish just after a digest run, so the next is a whole period away.
+    loop {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            % PERIOD;
+        if (1..=3).contains(&second) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let published = policy(&env, "zf", &["housing"], 1, "杨浦区保障性租赁住房申请指南");
+    producer
+        .emit(&published.policy_id, &published)
+        .await
+        .expect("published");
+    eventually("the immediate email", Duration::from_secs(10), || {
+        mail_for(&now_mail).len() == 1
+    })
+    .await;
+    let redis = env.redis().await;
+    let member = format!("{}|email", daily.subject_id);
+    let open = format!("{}digest:open:{member}", env.key_prefix());
+    let closed = format!("{}digest:closed:{member}", env.key_prefix());
+    let held = |key: String| {
+        let mut redis = redis.clone();
+        let policy_id = published.policy_id.clone();
+        async move {
+            redis::cmd("HEXISTS")
+                .arg(&key)
+                .arg(&policy_id)
+                .query_async::<bool>(&mut redis)
+                .await
+                .expect("HEXISTS")
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !held(open.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digest never held the policy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let withdrawn = PolicyWithdrawn {
+        policy_id: published.policy_id.clone(),
+        version: 1,
+        title: published.title.clone(),
+        department: published.department.clone(),
+        reason: "上位政策已废止。".into(),
+        withdrawn_at: Some(zhida_proto::timestamp_now()),
+    };
+    producer
+        .emit(&withdrawn.policy_id, &withdrawn)
+        .await
+        .expect("withdrawn");
+    eventually("the withdrawal notice", Duration::from_secs(20), || {
+        with_subject(&mail_for(&now_mail), WITHDRAWN) == 1
+    })
+    .await;
+    // The next digest run takes the held entry, and sends nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2 * PERIOD + 10);
+    while held(open.clone()).await || held(closed.clone()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no digest run took the held entry"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    settle(&env).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        mail_for(&daily_mail).is_empty(),
+        "a withdrawn policy's digest entry went out, or a notice to someone who never got it"
+    );
+    let status = server
+        .notifications()
+        .await
+        .get_delivery_status(GetDeliveryStatusRequest {
+            policy_id: published.policy_id.clone(),
+            recipient_id: daily.subject_id.clone(),
+            channel: Channel::Email as i32,
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.state, DeliveryState::Cancelled as i32, "{status:?}");
+    let mail = mail_for(&now_mail);
+    assert_eq!(mail.len(), 2, "the policy and one withdrawal notice");
+    let notice = mail
+        .iter()
+        .find(|m| m.subject.starts_with(WITHDRAWN))
+        .expect("notice");
+    assert!(notice.body.contains("上位政策已废止。"), "{}", notice.body);
+
+    // A redelivered withdrawal sends nothing more.
+    producer
+        .emit(&withdrawn.policy_id, &withdrawn)
+        .await
+        .expect("withdrawn again");
+    settle(&env).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mail_for(&now_mail).len(), 2);
+
+    // The relay's feed shows it withdrawn, with the reason.
+    let mut relay = RelayServiceClient::with_interceptor(
+        channel(&server.url).await.expect("connect"),
+        bearer(Kind::Subscriber, "assoc-yangpu-software", &[]),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let items = relay
+            .pull_feed(PullFeedRequest {
+                after_cursor: String::new(),
+                limit: 500,
+            })
+            .await
+            .expect("feed")
+            .into_inner()
+            .items;
+        let item = items.iter().find(|i| i.policy_id == published.policy_id);
+        if let Some(item) = item.filter(|i| i.status == PolicyStatus::Withdrawn as i32) {
+            assert_eq!(item.withdrawal_reason, "上位政策已废止。");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feed never showed the item withdrawn: {item:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
