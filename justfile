@@ -94,5 +94,12 @@ bench-pipeline:
     deploy/servers.sh up
     eval "$(deploy/servers.sh env)" && cargo bench --bench pipeline
 
+# The policy library's search (公文库): ZHIDA_BENCH_POLICIES (100,000) generated Chinese
+# policies produced to policy.events and rebuilt into the index (beside reading the topic
+# alone), search p50/p99 beside a str::contains scan, RSS; starts the real servers first.
+bench-search:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench -p zhida-search --bench search
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import bench-pipeline
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import bench-pipeline bench-search
