@@ -222,16 +222,12 @@ impl Sender {
             subscription_id: request.subscription_id.clone(),
             version: request.version.max(1),
         };
-        self.recipients
+        let withdrawn = self
+            .recipients
             .add(&request.policy_id, &recipient)
             .await
             .map_err(HandleError::transient)?;
-        if self
-            .recipients
-            .is_withdrawn(&request.policy_id)
-            .await
-            .map_err(HandleError::transient)?
-        {
+        if withdrawn {
             let notice = crate::policies::notice_request(
                 &recipient,
                 &request.policy_id,

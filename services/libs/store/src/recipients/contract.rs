@@ -64,9 +64,15 @@ pub async fn recipients_are_recorded_once_and_erased_with_their_profile(
     assert_eq!(store.list("p-1").await.expect("list"), [a_sms, b_email]);
 }
 
-/// Withdrawal is a mark per policy, for good.
+/// Withdrawal is a mark per policy, for good, and recording a recipient says whether
+/// the policy is withdrawn.
 pub async fn withdrawn_policies_stay_withdrawn(store: &dyn PolicyRecipients) {
+    let a = recipient("c-a", Channel::Email, 1);
     assert!(!store.is_withdrawn("p-1").await.expect("read"));
+    assert!(
+        !store.add("p-1", &a).await.expect("add"),
+        "not withdrawn yet"
+    );
     store.withdraw("p-1").await.expect("withdraw");
     store
         .withdraw("p-1")
@@ -74,4 +80,11 @@ pub async fn withdrawn_policies_stay_withdrawn(store: &dyn PolicyRecipients) {
         .expect("withdrawing twice is fine");
     assert!(store.is_withdrawn("p-1").await.expect("read"));
     assert!(!store.is_withdrawn("p-2").await.expect("read"));
+    let b = recipient("c-b", Channel::Sms, 1);
+    assert!(
+        store.add("p-1", &b).await.expect("add"),
+        "sent while withdrawn"
+    );
+    assert!(!store.add("p-2", &b).await.expect("add"), "another policy");
+    assert_eq!(store.list("p-1").await.expect("list"), [a, b]);
 }

@@ -26,7 +26,7 @@ pub struct MemoryPolicyRecipients {
 
 #[async_trait]
 impl PolicyRecipients for MemoryPolicyRecipients {
-    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<()> {
+    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<bool> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state
             .policies
@@ -34,7 +34,7 @@ impl PolicyRecipients for MemoryPolicyRecipients {
             .or_default()
             .entry(recipient.member())
             .or_insert_with(|| recipient.clone());
-        Ok(())
+        Ok(state.withdrawn.contains(policy_id))
     }
 
     async fn list(&self, policy_id: &str) -> Result<Vec<Recipient>> {

@@ -104,7 +104,11 @@ pub(crate) fn member(recipient_id: &str, channel: Channel) -> String {
 pub trait PolicyRecipients: Send + Sync {
     /// Records that `recipient` received `policy_id` on its channel. Idempotent: the first
     /// record of a (recipient, channel) stays (with the version they received first).
-    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<()>;
+    /// Returns whether `policy_id` is withdrawn, read in the same step: a withdrawal
+    /// [`withdraw`](Self::withdraw)s before it [`list`](Self::list)s, so either its list
+    /// holds this recipient or this answer is true (and the caller sends the withdrawal
+    /// notice itself).
+    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<bool>;
     /// Every recipient of `policy_id`, ordered by (recipient id, channel).
     async fn list(&self, policy_id: &str) -> Result<Vec<Recipient>>;
     /// Forgets every entry of `recipient_id`, in every policy (the profile was deleted).

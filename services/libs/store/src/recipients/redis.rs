@@ -10,12 +10,13 @@ use redis::{Script, aio::ConnectionManager};
 use super::{PolicyRecipients, Recipient};
 use crate::Result;
 
-/// Records an entry once. KEYS: policy hash, recipient's set. ARGV: member, entry, policy.
+/// Records an entry once; returns whether the policy is withdrawn.
+/// KEYS: policy hash, recipient's set, withdrawn set. ARGV: member, entry, policy.
 static ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
               redis.call('SADD', KEYS[2], ARGV[3])
-              return 1",
+              return redis.call('SISMEMBER', KEYS[3], ARGV[3])",
     )
 });
 
@@ -55,6 +56,10 @@ impl RedisPolicyRecipients {
         format!("{}recipients:{policy_id}", self.prefix)
     }
 
+    fn withdrawn(&self) -> String {
+        format!("{}withdrawn", self.prefix)
+    }
+
     fn of_recipient(&self, recipient_id: &str) -> String {
         format!("{}recipient-policies:{recipient_id}", self.prefix)
     }
@@ -62,16 +67,17 @@ impl RedisPolicyRecipients {
 
 #[async_trait]
 impl PolicyRecipients for RedisPolicyRecipients {
-    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<()> {
-        let _: i64 = ADD
+    async fn add(&self, policy_id: &str, recipient: &Recipient) -> Result<bool> {
+        let withdrawn: i64 = ADD
             .key(self.policy(policy_id))
             .key(self.of_recipient(&recipient.recipient_id))
+            .key(self.withdrawn())
             .arg(recipient.member())
             .arg(recipient.encode())
             .arg(policy_id)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(())
+        Ok(withdrawn == 1)
     }
 
     async fn list(&self, policy_id: &str) -> Result<Vec<Recipient>> {
@@ -106,7 +112,7 @@ impl PolicyRecipients for RedisPolicyRecipients {
 
     async fn withdraw(&self, policy_id: &str) -> Result<()> {
         let _: i64 = redis::cmd("SADD")
-            .arg(format!("{}withdrawn", self.prefix))
+            .arg(self.withdrawn())
             .arg(policy_id)
             .query_async(&mut self.conn.clone())
             .await?;
@@ -115,7 +121,7 @@ impl PolicyRecipients for RedisPolicyRecipients {
 
     async fn is_withdrawn(&self, policy_id: &str) -> Result<bool> {
         Ok(redis::cmd("SISMEMBER")
-            .arg(format!("{}withdrawn", self.prefix))
+            .arg(self.withdrawn())
             .arg(policy_id)
             .query_async(&mut self.conn.clone())
             .await?)
