@@ -188,7 +188,7 @@ impl PolicyNotices {
 
 #[cfg(test)]
 mod tests {
-    use zhida_bus::EventMeta;
+    use zhida_bus::Topic;
     use zhida_proto::events::v1::{PolicyExpired, PolicyPublished, PolicyRecorded};
     use zhida_runtime::config::KafkaConfig;
     use zhida_store::MemoryPolicyRecipients;
@@ -208,17 +208,7 @@ mod tests {
     }
 
     fn record(ty: &str, payload: Vec<u8>) -> Record {
-        Record {
-            topic: "policy.events".into(),
-            partition: 0,
-            offset: 1,
-            key: Some(b"p-1".to_vec()),
-            payload: Some(payload),
-            meta: EventMeta {
-                ty: ty.into(),
-                ..EventMeta::default()
-            },
-        }
+        Record::typed(Topic::PolicyEvents, ty, "p-1", payload)
     }
 
     fn notices(store: Arc<MemoryPolicyRecipients>) -> PolicyNotices {

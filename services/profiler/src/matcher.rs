@@ -157,23 +157,13 @@ pub(crate) fn target_of(
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
-    use zhida_bus::EventMeta;
+    use zhida_bus::Topic;
     use zhida_proto::events::v1::{PolicyExpired, PolicyRecorded, PolicyWithdrawn};
 
     use super::*;
 
     fn record(ty: &str, payload: Vec<u8>) -> Record {
-        Record {
-            topic: "policy.events".into(),
-            partition: 0,
-            offset: 1,
-            key: Some(b"p-1".to_vec()),
-            payload: Some(payload),
-            meta: EventMeta {
-                ty: ty.into(),
-                ..EventMeta::default()
-            },
-        }
+        Record::typed(Topic::PolicyEvents, ty, "p-1", payload)
     }
 
     fn policy(version: u32) -> PolicyPublished {

@@ -187,24 +187,14 @@ impl FeedWriter {
 
 #[cfg(test)]
 mod tests {
-    use zhida_bus::EventMeta;
+    use zhida_bus::Topic;
     use zhida_proto::events::v1::PolicyRecorded;
     use zhida_store::MemoryFeed;
 
     use super::*;
 
     fn record(ty: &str, payload: Vec<u8>) -> Record {
-        Record {
-            topic: "policy.events".into(),
-            partition: 0,
-            offset: 1,
-            key: Some(b"p-1".to_vec()),
-            payload: Some(payload),
-            meta: EventMeta {
-                ty: ty.into(),
-                ..EventMeta::default()
-            },
-        }
+        Record::typed(Topic::PolicyEvents, ty, "p-1", payload)
     }
 
     fn policy(version: u32, title: &str) -> PolicyPublished {

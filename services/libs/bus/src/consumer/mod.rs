@@ -70,6 +70,23 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record on `topic` whose `ce_type` is `ty` (any text: a consumer must cope with
+    /// types it does not know), keyed `key`, with `payload`, as the loop would hand it
+    /// over: for handlers' tests.
+    pub fn typed(topic: Topic, ty: &str, key: &str, payload: Vec<u8>) -> Self {
+        Self {
+            topic: topic.base_name().to_string(),
+            partition: 0,
+            offset: 0,
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(payload),
+            meta: EventMeta {
+                ty: ty.to_string(),
+                ..EventMeta::default()
+            },
+        }
+    }
+
     /// The key as UTF-8, if it is.
     pub fn key_str(&self) -> Option<&str> {
         self.key
