@@ -1,22 +1,109 @@
 //! Identity and access against a real `zhida serve all`: every RPC refuses a call without
 //! a token (but health, reflection and what is public by design); a token without the
-//! scope is refused; departments publish only as themselves; a citizen reaches only its
-//! own profile, subscriptions and inbox; expired, forged, `alg: none` and rotated-out
-//! tokens are refused; a service without keys does not start unless `auth.mode = "off"`.
+//! scope is refused; departments draft only as themselves and read only their own drafts;
+//! whoever submitted a policy does not approve it; a citizen reaches only its own profile,
+//! subscriptions and inbox; expired, forged, `alg: none` and rotated-out tokens are
+//! refused; a service without keys does not start unless `auth.mode = "off"`.
 
 use std::{process::Command, time::Duration};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Code, codegen::http::uri::PathAndQuery};
 use zhida_proto::{
+    events::v1::{PolicyContent, PolicyStatus},
     notification::v1::ListInboxRequest,
-    policy::v1::PublishPolicyRequest,
+    policy::v1::{
+        CreateDraftRequest, Decision, GetPolicyRequest, ListPoliciesRequest, ListPoliciesResponse,
+        ReviewRequest, SubmitForReviewRequest, policy_service_client::PolicyServiceClient,
+    },
     profile::v1::{GetProfileRequest, SubscribeRequest, UpsertProfileRequest},
     relay::v1::PullFeedRequest,
 };
-use zhida_runtime::auth::{Bearer, Kind, Signer};
+use zhida_runtime::auth::{self, Bearer, Kind, Signer};
 
-use crate::helpers::{Server, TestEnv, bearer, channel, citizen, token};
+use crate::helpers::{Authed, Server, TestEnv, bearer, channel, citizen, reviewer, token};
+
+/// A draft of the policy every test here drafts, as `department` (empty: the caller's).
+fn draft(request_id: String, department: &str) -> CreateDraftRequest {
+    CreateDraftRequest {
+        request_id,
+        content: Some(PolicyContent {
+            title: "杨浦区科技企业研发费用补贴".into(),
+            body: "……".into(),
+            tags: vec!["tech-innovation".into()],
+            ..PolicyContent::default()
+        }),
+        faqs: Vec::new(),
+        department: department.into(),
+    }
+}
+
+/// A `PolicyService` client that sends no token.
+async fn anonymous(server: &Server) -> PolicyServiceClient<tonic::transport::Channel> {
+    PolicyServiceClient::new(channel(&server.url).await.expect("connect"))
+}
+
+/// `ListPolicies` of everything, one page of 200.
+fn everything() -> ListPoliciesRequest {
+    ListPoliciesRequest {
+        page_size: 200,
+        ..ListPoliciesRequest::default()
+    }
+}
+
+/// The ids of the policies a `ListPolicies` answer shows.
+fn ids(response: tonic::Response<ListPoliciesResponse>) -> Vec<String> {
+    response
+        .into_inner()
+        .policies
+        .into_iter()
+        .map(|p| p.policy_id)
+        .collect()
+}
+
+/// Checks that policy `id` (a draft of 区科委, `state`) is invisible to another
+/// department (`other`) and to a caller without a token (`nobody`): as if it did not exist.
+async fn assert_hidden(
+    id: &str,
+    other: &mut PolicyServiceClient<Authed>,
+    nobody: &mut PolicyServiceClient<tonic::transport::Channel>,
+    state: &str,
+) {
+    let get = || GetPolicyRequest {
+        policy_id: id.to_string(),
+        version: 0,
+    };
+    let as_other = other
+        .get_policy(get())
+        .await
+        .expect_err("another department's draft");
+    assert_eq!(as_other.code(), Code::NotFound, "{state}: {as_other:?}");
+    assert!(
+        !as_other.message().contains("区科委"),
+        "{state}: {as_other:?}"
+    );
+    let as_nobody = nobody.get_policy(get()).await.expect_err("no token");
+    assert_eq!(as_nobody.code(), Code::NotFound, "{state}: {as_nobody:?}");
+    let listed = ids(other.list_policies(everything()).await.expect("listed"));
+    assert!(
+        !listed.iter().any(|p| p == id),
+        "{state}: listed for 区民政局"
+    );
+    let listed = ids(nobody.list_policies(everything()).await.expect("listed"));
+    assert!(
+        !listed.iter().any(|p| p == id),
+        "{state}: listed without a token"
+    );
+    let theirs = ListPoliciesRequest {
+        department: "区科委".into(),
+        ..everything()
+    };
+    let listed = ids(other.list_policies(theirs).await.expect("listed"));
+    assert!(
+        !listed.iter().any(|p| p == id),
+        "{state}: listed for 区民政局 asking for 区科委's"
+    );
+}
 
 /// Calls `path` with an empty message (every field at its default) as `authorization`
 /// (a whole header value) or without one; the status code (`Ok` for a success).
@@ -45,8 +132,13 @@ async fn every_rpc_needs_a_valid_token_with_its_scope_and_reaches_only_what_is_t
 
     // 1. No credentials: nothing answers OK but the public calls; everything else is
     //    refused before its handler, as UNAUTHENTICATED.
+    // The library (公文库) is public: a token there only adds the caller's own drafts.
     let public = [
         "/zhida.policy.v1.PolicyService/ListTags",
+        "/zhida.policy.v1.PolicyService/GetPolicy",
+        "/zhida.policy.v1.PolicyService/GetInterpretation",
+        "/zhida.policy.v1.PolicyService/ListPolicies",
+        "/zhida.policy.v1.PolicyService/SearchPolicies",
         "/zhida.profile.v1.ProfileService/UnsubscribeByToken",
     ];
     let mut refused = 0;
@@ -130,30 +222,45 @@ async fn every_rpc_needs_a_valid_token_with_its_scope_and_reaches_only_what_is_t
         "the valid token gets to the handler (which wants a subject id)"
     );
 
-    // 4. A department publishes as itself only; an empty department is its own.
-    let policy = |department: &str| PublishPolicyRequest {
-        request_id: format!("auth-{}-{}", department.len(), env.id),
-        title: "杨浦区科技企业研发费用补贴".into(),
-        body: "……".into(),
-        tags: vec!["tech-innovation".into()],
-        department: department.into(),
-        ..PublishPolicyRequest::default()
-    };
+    // 4. A department drafts as itself only; an empty department is its own; a citizen
+    //    holding the scope is still no department; without a token nobody drafts.
     let mut kw = server.publisher("区科委").await;
     let refused = kw
-        .publish_policy(policy("区人力资源社会保障局"))
+        .create_draft(draft(
+            format!("auth-other-{}", env.id),
+            "区人力资源社会保障局",
+        ))
         .await
         .expect_err("another department's name");
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    kw.publish_policy(policy("")).await.expect("as itself");
-    kw.publish_policy(policy("区科委")).await.expect("named");
-    let citizen_publishes = server
-        .publisher_as(bearer(Kind::Subject, "c-x", &["policy:publish"]))
+    for (what, department) in [("as itself", ""), ("named", "区科委")] {
+        let created = kw
+            .create_draft(draft(
+                format!("auth-{what}-{}", env.id).replace(' ', "-"),
+                department,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"))
+            .into_inner();
+        assert_eq!(
+            (created.department.as_str(), created.status),
+            ("区科委", PolicyStatus::Draft as i32),
+            "{what}: {created:?}"
+        );
+    }
+    let citizen_drafts = server
+        .publisher_as(bearer(Kind::Subject, "c-x", &[auth::POLICY_PUBLISH]))
         .await
-        .publish_policy(policy(""))
+        .create_draft(draft(format!("auth-citizen-{}", env.id), ""))
         .await
         .expect_err("a citizen holding the scope is still no department");
-    assert_eq!(citizen_publishes.code(), Code::PermissionDenied);
+    assert_eq!(citizen_drafts.code(), Code::PermissionDenied);
+    let nobody = anonymous(&server)
+        .await
+        .create_draft(draft(format!("auth-nobody-{}", env.id), "区科委"))
+        .await
+        .expect_err("no token");
+    assert_eq!(nobody.code(), Code::Unauthenticated);
 
     // 5. A citizen reaches its own profile, subscriptions and inbox, and nobody else's.
     let mine = citizen(&env, "mine", "王芳", &["employment"], true);
@@ -230,6 +337,139 @@ async fn every_rpc_needs_a_valid_token_with_its_scope_and_reaches_only_what_is_t
         .expect("relay:read");
 }
 
+/// Issue #8: drafts are their department's (and its reviewers') until published.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_department_cannot_read_another_departments_drafts() {
+    let env = TestEnv::new("drafts").await;
+    let server = Server::start("publisher", &env).await;
+    let mut kw = server.publisher("区科委").await;
+    let created = kw
+        .create_draft(draft(format!("drafts-{}", env.id), ""))
+        .await
+        .expect("drafted")
+        .into_inner();
+    let id = created.policy_id.clone();
+    let get = || GetPolicyRequest {
+        policy_id: id.clone(),
+        version: 0,
+    };
+
+    // Another department, and a caller without a token, do not see it: as if it did not
+    // exist, whether drafted or waiting for review.
+    let mut mzj = server.publisher("区民政局").await;
+    let mut nobody = anonymous(&server).await;
+    assert_hidden(&id, &mut mzj, &mut nobody, "a draft").await;
+
+    // Its department and a district-wide reviewer do.
+    let mut review = reviewer(&server).await;
+    let mine = kw
+        .get_policy(get())
+        .await
+        .expect("its own draft")
+        .into_inner();
+    assert_eq!(
+        mine.policy.map(|p| (p.status, p.department)),
+        Some((PolicyStatus::Draft as i32, "区科委".to_string()))
+    );
+    let listed = ids(kw.list_policies(everything()).await.expect("listed"));
+    assert!(listed.contains(&id), "listed for 区科委");
+    review
+        .get_policy(get())
+        .await
+        .expect("a reviewer reads drafts");
+    let listed = ids(review.list_policies(everything()).await.expect("listed"));
+    assert!(listed.contains(&id), "listed for a reviewer");
+
+    // Submitted for review, it is still nobody else's business.
+    kw.submit_for_review(SubmitForReviewRequest {
+        policy_id: id.clone(),
+        expected_generation: created.generation,
+    })
+    .await
+    .expect("submitted");
+    assert_hidden(&id, &mut mzj, &mut nobody, "in review").await;
+    let waiting = review
+        .get_policy(get())
+        .await
+        .expect("in review")
+        .into_inner();
+    assert_eq!(
+        waiting.policy.map(|p| p.status),
+        Some(PolicyStatus::InReview as i32)
+    );
+}
+
+/// The four-eyes rule (先审查后公开): a principal holding both scopes submits, and its
+/// review of its own submission is refused; another reviewer's is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_submitter_cannot_approve() {
+    let env = TestEnv::new("foureyes").await;
+    let server = Server::start("publisher", &env).await;
+    let mut both = server
+        .publisher_as(bearer(
+            Kind::Department,
+            "区科委",
+            &[auth::POLICY_PUBLISH, auth::POLICY_REVIEW],
+        ))
+        .await;
+    let created = both
+        .create_draft(draft(format!("foureyes-{}", env.id), ""))
+        .await
+        .expect("drafted")
+        .into_inner();
+    let submitted = both
+        .submit_for_review(SubmitForReviewRequest {
+            policy_id: created.policy_id.clone(),
+            expected_generation: created.generation,
+        })
+        .await
+        .expect("submitted")
+        .into_inner();
+    let review = |expected_generation| ReviewRequest {
+        policy_id: created.policy_id.clone(),
+        expected_generation,
+        decision: Decision::Approve as i32,
+        comment: String::new(),
+        acknowledge_findings: Vec::new(),
+    };
+    let refused = both
+        .review(review(submitted.generation))
+        .await
+        .expect_err("the submitter approves its own policy");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let unchanged = both
+        .get_policy(GetPolicyRequest {
+            policy_id: created.policy_id.clone(),
+            version: 0,
+        })
+        .await
+        .expect("its own policy")
+        .into_inner()
+        .policy
+        .expect("the policy");
+    assert_eq!(
+        (
+            unchanged.status,
+            unchanged.generation,
+            unchanged.reviewed_by.as_str()
+        ),
+        (PolicyStatus::InReview as i32, submitted.generation, ""),
+        "the refusal changed nothing"
+    );
+    // Another principal, a reviewer, may (the audience preview may be unavailable here:
+    // only the publisher runs; the approval stands regardless).
+    let approved = reviewer(&server)
+        .await
+        .review(review(submitted.generation))
+        .await
+        .expect("another principal approves")
+        .into_inner()
+        .policy
+        .expect("the policy");
+    assert_eq!(approved.status, PolicyStatus::Approved as i32);
+    assert_eq!(approved.reviewed_by, "reviewer:*");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_without_keys_does_not_start_unless_auth_is_explicitly_off() {
     let env = TestEnv::new("authoff").await;
@@ -279,13 +519,7 @@ async fn every_state_changing_call_lands_on_the_audit_topic_with_who_what_and_ou
     let denied = server
         .publisher("区科委")
         .await
-        .publish_policy(PublishPolicyRequest {
-            request_id: format!("audit-{}", env.id),
-            title: "杨浦区科技企业研发费用补贴".into(),
-            tags: vec!["tech-innovation".into()],
-            department: "区民政局".into(),
-            ..PublishPolicyRequest::default()
-        })
+        .create_draft(draft(format!("audit-{}", env.id), "区民政局"))
         .await
         .expect_err("another department");
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -297,7 +531,7 @@ async fn every_state_changing_call_lands_on_the_audit_topic_with_who_what_and_ou
         ),
         (
             "department:区科委",
-            "/zhida.policy.v1.PolicyService/PublishPolicy",
+            "/zhida.policy.v1.PolicyService/CreateDraft",
         ),
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -341,7 +575,7 @@ async fn every_state_changing_call_lands_on_the_audit_topic_with_who_what_and_ou
     let publish = lines
         .iter()
         .find(|l| l["rpc"] == expected[1].1)
-        .expect("publish");
+        .expect("the refused draft");
     assert_eq!(
         publish["code"],
         tonic::Code::PermissionDenied.description(),

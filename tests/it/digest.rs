@@ -1,18 +1,23 @@
 //! Daily digests through real servers: a DAILY_DIGEST subscriber gets nothing at once and
 //! then one digest per run holding every policy exactly once, while an immediate
-//! subscriber of the same tag is emailed at once; a retried publish adds nothing.
+//! subscriber of the same tag is emailed at once; a retried draft, a second publish and a
+//! redelivered event add nothing.
 
 use std::time::Duration;
 
+use tonic::Code;
 use zhida_bus::{Group, Topic};
 use zhida_proto::{
-    events::v1::{Channel, DeliveryState, Frequency, Profile},
+    events::v1::{Channel, DeliveryState, Frequency, PolicyPublished, Profile},
     notification::v1::GetDeliveryStatusRequest,
-    policy::v1::PublishPolicyRequest,
+    policy::v1::PublishRequest,
     profile::v1::UpsertProfileRequest,
 };
 
-use crate::helpers::{Server, TestEnv, citizen, eventually, mail_for, wait_until_consumed};
+use crate::helpers::{
+    NewPolicy, Server, TestEnv, citizen, eventually, mail_for, publish, redeliver,
+    wait_until_consumed,
+};
 
 /// Digest runs every few seconds instead of daily.
 const PERIOD: &str = "3s";
@@ -24,8 +29,8 @@ fn subscriber(env: &TestEnv, id: &str, frequency: Frequency) -> Profile {
     profile
 }
 
-fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
-    PublishPolicyRequest {
+fn policy(env: &TestEnv, n: u32) -> NewPolicy {
+    NewPolicy {
         request_id: format!("zfb-{n}-{}", env.id),
         title: format!("杨浦区保障性租赁住房申请指南（第{n}批）"),
         body: "符合条件的新市民、青年人可申请保障性租赁住房。".into(),
@@ -56,14 +61,7 @@ async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once
     let requests = [policy(&env, 1), policy(&env, 2)];
     let mut policy_ids = Vec::new();
     for request in &requests {
-        policy_ids.push(
-            publisher
-                .publish_policy(request.clone())
-                .await
-                .expect("published")
-                .into_inner()
-                .policy_id,
-        );
+        policy_ids.push(publish(&server, request.clone()).await);
     }
 
     let now_mail = format!("now.{}@example.cn", env.id);
@@ -110,12 +108,27 @@ async fn digest_subscribers_get_each_policy_once_in_a_digest_and_nothing_at_once
         assert_eq!(status.state, DeliveryState::Sent as i32, "{id}");
     }
 
-    // A retried publish: every request is redelivered and handled, and the next digest run
-    // finds nothing new for the subscriber.
-    publisher
-        .publish_policy(requests[0].clone())
+    // A client retry: the same draft is the same (published) policy, and a second Publish
+    // is refused by its status.
+    let again = publisher
+        .create_draft(requests[0].draft())
         .await
-        .expect("republished");
+        .expect("a retried CreateDraft")
+        .into_inner();
+    assert_eq!(again.policy_id, policy_ids[0]);
+    let twice = publisher
+        .publish(PublishRequest {
+            policy_id: again.policy_id.clone(),
+            expected_generation: again.generation,
+            publish_at: None,
+        })
+        .await
+        .expect_err("published already");
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    // The broker hands the first policy's event over again (at-least-once): every request
+    // is redelivered and handled, and the next digest run finds nothing new for the
+    // subscriber.
+    redeliver::<PolicyPublished>(&env, &policy_ids[0], Duration::from_secs(30)).await;
     wait_until_consumed(
         &env,
         Group::Profiler,

@@ -1,18 +1,23 @@
-//! A policy travels PublishPolicy → policy.events → profiler → delivery.requests →
-//! notifier → SMTP, through real servers, and arrives once per matched recipient: the
-//! profiles its audience rule matches and the subscribers its tags and their filters match.
+//! A policy travels its lifecycle (CreateDraft → SubmitForReview → Review → Publish) →
+//! policy.events → profiler → delivery.requests → notifier → SMTP, through real servers,
+//! and arrives once per matched recipient: the profiles its audience rule matches and the
+//! subscribers its tags and their filters match.
 
 use std::time::Duration;
 
 use prost::Message as _;
+use tonic::Code;
 use zhida_bus::Topic;
 use zhida_proto::{
-    events::v1::{DeliveryStatusChanged, Profile, profile::Details},
-    policy::v1::PublishPolicyRequest,
+    events::v1::{DeliveryStatusChanged, PolicyPublished, PolicyStatus, Profile, profile::Details},
+    policy::v1::PublishRequest,
     profile::v1::UpsertProfileRequest,
 };
 
-use crate::helpers::{Server, TestEnv, citizen, count_records, eventually, mail_for};
+use crate::helpers::{
+    NewPolicy, Server, TestEnv, citizen, count_records, draft_and_approve, eventually, mail_for,
+    publish_approved, redeliver,
+};
 
 fn graduate(mut profile: Profile) -> Profile {
     if let Some(Details::Citizen(c)) = &mut profile.details {
@@ -65,7 +70,7 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
             .expect("upsert");
     }
 
-    let request = PublishPolicyRequest {
+    let request = NewPolicy {
         request_id: format!("rsj-{}", env.id),
         title: "杨浦区高校毕业生就业见习补贴".into(),
         body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴。".into(),
@@ -75,12 +80,9 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
         audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
         urgent: false,
     };
-    let policy_id = publisher
-        .publish_policy(request.clone())
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+    let approved = draft_and_approve(&server, &mut publisher, &request).await;
+    let published = publish_approved(&mut publisher, &approved).await;
+    let policy_id = published.policy_id.clone();
 
     let suffix = format!(".{}@example.cn", env.id);
     eventually("three recipients' email", Duration::from_secs(30), || {
@@ -131,15 +133,36 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
         .expect("wang's mail");
     assert!(wang.body.starts_with("王芳，您好"), "{}", wang.body);
 
-    // The same request again (a client retry): same policy, every delivery re-handled,
-    // and nothing sent twice. Each handling emits a status, so wait for six.
+    // A client retry: the same CreateDraft (same request_id) answers the same policy,
+    // published, and creates nothing; publishing it again is refused by its status.
     let again = publisher
-        .publish_policy(request)
+        .create_draft(request.draft())
         .await
-        .expect("republished")
-        .into_inner()
-        .policy_id;
-    assert_eq!(again, policy_id);
+        .expect("a retried CreateDraft")
+        .into_inner();
+    assert_eq!(again.policy_id, policy_id);
+    assert_eq!(
+        (again.status, again.live_version),
+        (PolicyStatus::Published as i32, 1),
+        "{again:?}"
+    );
+    let twice = publisher
+        .publish(PublishRequest {
+            policy_id: policy_id.clone(),
+            expected_generation: again.generation,
+            publish_at: None,
+        })
+        .await
+        .expect_err("a published policy is not published again");
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    assert!(
+        twice.message().contains("the policy is published"),
+        "names the status: {twice:?}"
+    );
+
+    // The broker hands the policy's event over again (at-least-once): every delivery is
+    // re-handled, and nothing is sent twice. Each handling emits a status, so wait for six.
+    redeliver::<PolicyPublished>(&env, &policy_id, Duration::from_secs(30)).await;
     let is_ours =
         |bytes: &[u8]| DeliveryStatusChanged::decode(bytes).is_ok_and(|s| s.policy_id == policy_id);
     let statuses = count_records(

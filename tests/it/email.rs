@@ -20,7 +20,6 @@ use zhida_proto::{
         Channel, DeliveryState, DeliveryStatusChanged, Profile, Subscription, profile::Details,
     },
     notification::v1::GetDeliveryStatusRequest,
-    policy::v1::PublishPolicyRequest,
     profile::v1::{
         GetProfileRequest, ListSubscriptionsRequest, UnsubscribeByTokenRequest, Unsubscribed,
         UpsertProfileRequest,
@@ -30,8 +29,8 @@ use zhida_proto::{
 use crate::{
     dkim,
     helpers::{
-        Mail, Server, TestEnv, UNSUBSCRIBE_BASE_URL, UNSUBSCRIBE_KEY_ID, citizen, count_records,
-        eventually, mail_for,
+        Mail, NewPolicy, Server, TestEnv, UNSUBSCRIBE_BASE_URL, UNSUBSCRIBE_KEY_ID, citizen,
+        count_records, eventually, mail_for, publish,
     },
 };
 
@@ -163,10 +162,9 @@ async fn signed_multipart_mail_unsubscribes_exactly_its_recipient_and_subscripti
             .await
             .expect("upsert");
     }
-    server
-        .publisher("区人力资源社会保障局")
-        .await
-        .publish_policy(PublishPolicyRequest {
+    publish(
+        &server,
+        NewPolicy {
             request_id: format!("rsj-{}", env.id),
             title: "高校毕业生就业见习补贴 <限时>".into(),
             body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴 & 社保补贴。".into(),
@@ -175,9 +173,9 @@ async fn signed_multipart_mail_unsubscribes_exactly_its_recipient_and_subscripti
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
             urgent: false,
-        })
-        .await
-        .expect("published");
+        },
+    )
+    .await;
 
     let suffix = format!(".{}@example.cn", env.id);
     eventually("three emails", Duration::from_secs(30), || {
@@ -432,21 +430,18 @@ async fn an_smtp_5xx_for_the_recipient_ends_as_undeliverable_and_is_not_retried(
         })
         .await
         .expect("upsert");
-    let policy_id = server
-        .publisher("区民政局")
-        .await
-        .publish_policy(PublishPolicyRequest {
+    let policy_id = publish(
+        &server,
+        NewPolicy {
             request_id: format!("mzj-{}", env.id),
             title: "老年人助餐服务补贴".into(),
             body: "本区户籍老年人在社区长者食堂用餐可享补贴。".into(),
             tags: vec!["elderly-care".into()],
             department: "区民政局".into(),
-            ..PublishPolicyRequest::default()
-        })
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+            ..NewPolicy::default()
+        },
+    )
+    .await;
 
     let is_undeliverable = |bytes: &[u8]| {
         DeliveryStatusChanged::decode(bytes).is_ok_and(|s| {

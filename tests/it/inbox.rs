@@ -10,16 +10,15 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 use zhida_bus::Topic;
 use zhida_proto::{
-    events::v1::{Channel, DeliveryState, DeliveryStatusChanged},
+    events::v1::{Channel, DeliveryState, DeliveryStatusChanged, PolicyPublished},
     notification::v1::{ListInboxRequest, MarkReadRequest, StreamInboxRequest},
-    policy::v1::PublishPolicyRequest,
     profile::v1::{DeleteProfileRequest, UpsertProfileRequest},
 };
 
-use crate::helpers::{Server, TestEnv, citizen, count_records};
+use crate::helpers::{NewPolicy, Server, TestEnv, citizen, count_records, publish, redeliver};
 
-fn policy(env: &TestEnv, n: u32) -> PublishPolicyRequest {
-    PublishPolicyRequest {
+fn policy(env: &TestEnv, n: u32) -> NewPolicy {
+    NewPolicy {
         request_id: format!("inbox-{n}-{}", env.id),
         title: format!("五角场街道老旧小区加装电梯补贴（第{n}批）"),
         body: "符合条件的小区，按规定给予加装电梯补贴。\n申请材料：……".into(),
@@ -60,13 +59,7 @@ async fn a_matched_policy_lands_once_on_the_citizens_page_and_reading_it_is_repo
         .await
         .expect("stream")
         .into_inner();
-    let mut publisher = server.publisher("区住房保障局").await;
-    let policy_id = publisher
-        .publish_policy(policy(&env, 1))
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+    let policy_id = publish(&server, policy(&env, 1)).await;
     let streamed = tokio::time::timeout(Duration::from_secs(30), stream.message())
         .await
         .expect("an item within 30 s")
@@ -86,23 +79,27 @@ async fn a_matched_policy_lands_once_on_the_citizens_page_and_reading_it_is_repo
     );
     assert!(!streamed.read);
 
-    // A retried publish (same request_id) is the same policy: still one item.
-    publisher
-        .publish_policy(policy(&env, 1))
+    // A retried CreateDraft (same request_id) is the same, published policy; the broker
+    // handing its event over again (at-least-once) adds no item either.
+    let again = server
+        .publisher("区住房保障局")
         .await
-        .expect("republished");
-    let second = publisher
-        .publish_policy(policy(&env, 2))
+        .create_draft(policy(&env, 1).draft())
         .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+        .expect("a retried CreateDraft")
+        .into_inner();
+    assert_eq!(again.policy_id, policy_id);
+    redeliver::<PolicyPublished>(&env, &policy_id, Duration::from_secs(30)).await;
+    let second = publish(&server, policy(&env, 2)).await;
     let next = tokio::time::timeout(Duration::from_secs(30), stream.message())
         .await
         .expect("the second item within 30 s")
         .expect("stream ok")
         .expect("an item");
-    assert_eq!(next.policy_id, second, "the retried publish added nothing");
+    assert_eq!(
+        next.policy_id, second,
+        "the retry and the redelivery added nothing"
+    );
     drop(stream);
 
     let list = |before: &str| ListInboxRequest {

@@ -6,7 +6,10 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 use tonic_types::StatusExt;
-use zhida_proto::policy::v1::{ListTagsRequest, PublishPolicyRequest};
+use zhida_proto::{
+    events::v1::PolicyContent,
+    policy::v1::{CreateDraftRequest, ListTagsRequest},
+};
 
 use crate::helpers::{Server, TestEnv, channel};
 
@@ -78,20 +81,24 @@ async fn serve_all_reports_serving_lists_every_service_and_exits_cleanly_on_sigt
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_bad_publish_request_is_rejected_field_by_field() {
+async fn a_bad_draft_is_rejected_field_by_field() {
     let env = TestEnv::new("badreq").await;
     let server = Server::start("publisher", &env).await;
     let mut publisher = server.publisher("区科委").await;
     let error = publisher
-        .publish_policy(PublishPolicyRequest {
+        .create_draft(CreateDraftRequest {
             request_id: "r-1".into(),
-            title: "补贴\r\nBcc: everyone@example.cn".into(),
-            body: "正文".into(),
-            tags: vec!["Not A Tag".into()],
+            content: Some(PolicyContent {
+                title: "补贴\r\nBcc: everyone@example.cn".into(),
+                body: "正文".into(),
+                tags: vec!["Not A Tag".into()],
+                service_url: String::new(),
+                audience: r#"{"street": "五角场街道"}"#.into(),
+                urgent: false,
+                ..PolicyContent::default()
+            }),
+            faqs: Vec::new(),
             department: "区科委".into(),
-            service_url: String::new(),
-            audience: r#"{"street": "五角场街道"}"#.into(),
-            urgent: false,
         })
         .await
         .expect_err("invalid");
@@ -103,9 +110,12 @@ async fn a_bad_publish_request_is_rejected_field_by_field() {
         .into_iter()
         .map(|v| v.field)
         .collect();
-    assert_eq!(fields, ["title", "tags[0]", "audience"]);
+    assert_eq!(
+        fields,
+        ["content.title", "content.tags[0]", "content.audience"]
+    );
     let catalogue = publisher
-        .list_tags(ListTagsRequest {})
+        .list_tags(ListTagsRequest::default())
         .await
         .expect("list tags")
         .into_inner()

@@ -21,12 +21,12 @@ use zhida_proto::{
     events::v1::{
         Channel, Contact, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Profile,
     },
-    policy::v1::PublishPolicyRequest,
     profile::v1::UpsertProfileRequest,
 };
 
 use crate::helpers::{
-    Server, TestEnv, citizen, count_records, recorded_deliveries, wait_until_consumed,
+    NewPolicy, Server, TestEnv, citizen, count_records, publish, recorded_deliveries,
+    wait_until_consumed,
 };
 
 fn var(name: &str) -> String {
@@ -234,8 +234,8 @@ fn sms_subscriber(env: &TestEnv, id: &str, number: &str, language: &str) -> Prof
     profile
 }
 
-fn policy(env: &TestEnv, n: u32, urgent: bool) -> PublishPolicyRequest {
-    PublishPolicyRequest {
+fn policy(env: &TestEnv, n: u32, urgent: bool) -> NewPolicy {
+    NewPolicy {
         request_id: format!("sms-{n}-{}", env.id),
         title: format!("杨浦区稳就业专项补贴申领通知（第{n}批）"),
         body: "正文不进入短信：短信只含标题、部门和链接。".into(),
@@ -285,7 +285,6 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
     let config = smsc.config(&dir, ("00:00", "00:00"), 200, 0);
     let server = Server::start_with("all", &env, &[("ZHIDA_CONFIG", config.as_str())]).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher("区人力资源社会保障局").await;
 
     let (zh, en, refused, undeliv) = (mobile("1"), mobile("2"), mobile("0000"), mobile("4444"));
     let people = [
@@ -302,12 +301,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
             .await
             .expect("upsert");
     }
-    let first = publisher
-        .publish_policy(policy(&env, 1, false))
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+    let first = publish(&server, policy(&env, 1, false)).await;
 
     // Three accepted (the 0000 number is refused by the SMSC), each once.
     until("three SMS", Duration::from_secs(30), || {
@@ -375,7 +369,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
     smsc.mode(0, "drop", None).await;
     smsc.mode(1, "throttle", Some(3)).await;
     let at_a = smsc.submits(0).len();
-    let second = one_more_each(&smsc, &mut publisher, &env, 2, [&zh, &en, &undeliv]).await;
+    let second = one_more_each(&smsc, &server, &env, 2, [&zh, &en, &undeliv]).await;
     assert_eq!(smsc.submits(0).len(), at_a, "nothing reached provider a");
     let b = smsc.stats(1).await;
     assert!(
@@ -393,7 +387,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
     smsc.mode(0, "refuse", None).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // a's cool-down ends
     let at_a = smsc.submits(0).len();
-    one_more_each(&smsc, &mut publisher, &env, 3, [&zh, &en, &undeliv]).await;
+    one_more_each(&smsc, &server, &env, 3, [&zh, &en, &undeliv]).await;
     assert_eq!(smsc.submits(0).len(), at_a, "a accepted nothing");
     let a = smsc.stats(0).await;
     assert!(a["submits_refused"].as_u64() >= Some(1), "a was tried: {a}");
@@ -404,9 +398,7 @@ async fn each_subscriber_gets_one_templated_sms_receipts_become_statuses_and_pro
 /// policy id.
 async fn one_more_each(
     smsc: &Smsc,
-    publisher: &mut zhida_proto::policy::v1::policy_service_client::PolicyServiceClient<
-        crate::helpers::Authed,
-    >,
+    server: &Server,
     env: &TestEnv,
     n: u32,
     numbers: [&String; 3],
@@ -415,12 +407,7 @@ async fn one_more_each(
     let count = |counts: &HashMap<String, usize>, number: &str| {
         counts.get(&format!("86{number}")).copied().unwrap_or(0)
     };
-    let policy_id = publisher
-        .publish_policy(policy(env, n, false))
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+    let policy_id = publish(server, policy(env, n, false)).await;
     until("one more SMS each", Duration::from_secs(60), || {
         let now = smsc.per_number();
         numbers
@@ -465,17 +452,8 @@ async fn quiet_hours_hold_sms_until_they_end_except_urgent_ones() {
         })
         .await
         .expect("upsert");
-    let mut publisher = server.publisher("区人力资源社会保障局").await;
-    publisher
-        .publish_policy(policy(&env, 1, false))
-        .await
-        .expect("published");
-    let urgent = publisher
-        .publish_policy(policy(&env, 2, true))
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+    publish(&server, policy(&env, 1, false)).await;
+    let urgent = publish(&server, policy(&env, 2, true)).await;
 
     // The urgent one goes out in quiet hours; the other waits.
     until("the urgent SMS", Duration::from_secs(20), || {

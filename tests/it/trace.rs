@@ -1,6 +1,6 @@
 //! One trace follows a policy through the bus whatever the log level: its `policy.events`
 //! record, each `delivery.requests` record and each `delivery.status` record carry a W3C
-//! `traceparent` with the trace id of the `PublishPolicy` call, read back from the broker.
+//! `traceparent` with the trace id of the `Publish` call, read back from the broker.
 
 use std::time::Duration;
 
@@ -8,11 +8,10 @@ use prost::Message as _;
 use zhida_bus::Topic;
 use zhida_proto::{
     events::v1::{DeliveryRequested, DeliveryStatusChanged, PolicyPublished},
-    policy::v1::PublishPolicyRequest,
     profile::v1::UpsertProfileRequest,
 };
 
-use crate::helpers::{ReadRecord, Server, TestEnv, citizen, read_records};
+use crate::helpers::{NewPolicy, ReadRecord, Server, TestEnv, citizen, publish, read_records};
 
 /// The trace id (the 32 hex digits after the version) of a valid `traceparent`.
 fn trace_id(traceparent: &str) -> Option<&str> {
@@ -52,7 +51,6 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
     let env = TestEnv::new("trace").await;
     let server = Server::start_with("all", &env, &[("ZHIDA_TELEMETRY__LOG_FILTER", "error")]).await;
     let mut profiles = server.profiles().await;
-    let mut publisher = server.publisher("区人力资源社会保障局").await;
     for profile in [
         citizen(&env, "wang", "王芳", &["employment"], true),
         citizen(&env, "zhang", "张伟", &["employment"], true),
@@ -64,8 +62,9 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
             .await
             .expect("upsert");
     }
-    let policy_id = publisher
-        .publish_policy(PublishPolicyRequest {
+    let policy_id = publish(
+        &server,
+        NewPolicy {
             request_id: format!("rsj-{}", env.id),
             title: "杨浦区就业见习补贴".into(),
             body: "参加就业见习的，按规定给予见习补贴。".into(),
@@ -74,11 +73,9 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: String::new(),
             urgent: false,
-        })
-        .await
-        .expect("published")
-        .into_inner()
-        .policy_id;
+        },
+    )
+    .await;
 
     let within = Duration::from_secs(30);
     let policy = read_records(&env, Topic::PolicyEvents, 1, within, |bytes| {
@@ -86,6 +83,14 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
     })
     .await;
     assert_eq!(policy.len(), 1, "the policy's event is on policy.events");
+    // policy.events also holds the publisher's own records of the draft and its review:
+    // this one must be the publication.
+    assert_eq!(
+        policy[0].header("ce_type"),
+        Some("zhida.events.v1.PolicyPublished"),
+        "{:?}",
+        policy[0]
+    );
     let requests = read_records(&env, Topic::DeliveryRequests, 2, within, |bytes| {
         DeliveryRequested::decode(bytes).is_ok_and(|r| r.policy_id == policy_id)
     })
