@@ -10,22 +10,28 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use rdkafka::mocking::MockCluster;
 use tokio::net::TcpListener;
-use tonic::transport::Channel as GrpcChannel;
+use tonic::{codegen::InterceptedService, transport::Channel as GrpcChannel};
 use unicode_width::UnicodeWidthStr as _;
 use zhida_bus::{Topic, Topics};
 use zhida_notifier::{DkimConfig, NotifierConfig, SmsMode, SmtpMode};
 use zhida_proto::{
     events::v1::{
-        Channel, Citizen, Contact, DeliveryState, Enterprise, Profile, SubjectKind, Subscription,
+        Channel, Citizen, Contact, DeliveryState, Enterprise, FindingKind, Interpretation, Policy,
+        PolicyContent, PolicyStatus, Profile, ReviewFinding, SubjectKind, Subscription,
         profile::Details,
     },
     notification::v1::{
         GetDeliveryStatusRequest, ListInboxRequest, inbox_service_client::InboxServiceClient,
         notification_service_client::NotificationServiceClient,
     },
-    policy::v1::{PublishPolicyRequest, policy_service_client::PolicyServiceClient},
+    policy::v1::{
+        CreateDraftRequest, CreateTagRequest, Decision, GetPolicyRequest, ListTagsRequest,
+        PublishRequest, ReviewRequest, ReviseRequest, SearchPoliciesRequest,
+        SubmitForReviewRequest, UpdateDraftRequest, WithdrawRequest,
+        policy_service_client::PolicyServiceClient,
+    },
     profile::v1::{
-        ExplainMatchRequest, PolicyDraft, PreviewAudienceRequest, UpsertProfileRequest,
+        ExplainMatchRequest, PolicyDraft, PreviewAudienceResponse, UpsertProfileRequest,
         profile_service_client::ProfileServiceClient,
     },
     relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
@@ -109,6 +115,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let listener = TcpListener::bind(&config.grpc.listen).await?;
     let addr = listener.local_addr()?;
+    let config = crate::with_local_profiler(Service::All, &config, addr);
     let components = crate::components(Service::All, &config, &notifier, &shutdown).await?;
     let server = tokio::spawn(zhida_runtime::serve(
         components,
@@ -349,27 +356,53 @@ fn seed() -> Vec<Profile> {
     ]
 }
 
-fn policies() -> Vec<PublishPolicyRequest> {
+/// One policy the demo takes through the lifecycle: its department, idempotency key and
+/// content; `flawed_body`, when set, is what the department first drafts (with personal
+/// data the review gate must catch) before it fixes the text.
+struct Spec {
+    request_id: &'static str,
+    department: &'static str,
+    content: PolicyContent,
+    flawed_body: Option<&'static str>,
+}
+
+fn policies() -> Vec<Spec> {
     vec![
-        PublishPolicyRequest {
-            request_id: "demo-rsj-2023-graduates".into(),
-            title: "杨浦区2023年高校毕业生就业见习补贴申领指南".into(),
-            body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴；吸纳见习人员的单位可申请带教费补贴。".into(),
-            tags: vec!["employment".into(), "graduates".into()],
-            department: "区人力资源社会保障局".into(),
-            service_url: "https://zwdt.sh.gov.cn/".into(),
-            audience: r#"{"citizen": {"groups": ["高校毕业生"], "birth_year": [{"numeric": [">=", 1998]}]}}"#.into(),
-            urgent: false,
+        Spec {
+            request_id: "demo-rsj-2023-graduates",
+            department: "区人力资源社会保障局",
+            content: PolicyContent {
+                title: "杨浦区2023年高校毕业生就业见习补贴申领指南".into(),
+                summary: "离校2年内未就业高校毕业生参加就业见习的，按月给予见习补贴。".into(),
+                body: "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴；吸纳见习人员的单位可申请带教费补贴。咨询电话：12333。".into(),
+                tags: vec!["employment".into(), "graduates".into()],
+                document_number: "杨人社规〔2023〕2号".into(),
+                service_url: "https://zwdt.sh.gov.cn/".into(),
+                audience: r#"{"citizen": {"groups": ["高校毕业生"], "birth_year": [{"numeric": [">=", 1998]}]}}"#.into(),
+                interpretation: Some(Interpretation {
+                    title: "一图读懂就业见习补贴".into(),
+                    text: "谁能申请？离校2年内未就业的高校毕业生。补贴标准？按本市最低工资标准的80%按月发放。".into(),
+                    ..Interpretation::default()
+                }),
+                ..PolicyContent::default()
+            },
+            flawed_body: Some(
+                "离校2年内未就业高校毕业生参加就业见习的，按规定给予见习补贴。经办人：李明，手机13912345678，身份证号110101199003074258，邮箱liming@example.cn。",
+            ),
         },
-        PublishPolicyRequest {
-            request_id: "demo-kw-2023-sme".into(),
-            title: "杨浦区支持科技型中小企业创新发展若干措施".into(),
-            body: "对新认定的科技型中小企业给予一次性奖励，对研发投入给予分档补贴。".into(),
-            tags: vec!["tech-innovation".into(), "sme".into()],
-            department: "区科委".into(),
-            service_url: String::new(),
-            audience: r#"{"enterprise": {"size": ["小", "微"], "$or": [{"qualifications": ["科技型中小企业"]}, {"industry": [{"industry": "I65"}]}]}}"#.into(),
-            urgent: false,
+        Spec {
+            request_id: "demo-kw-2023-sme",
+            department: "区科委",
+            content: PolicyContent {
+                title: "杨浦区支持科技型中小企业创新发展若干措施".into(),
+                summary: "新认定科技型中小企业一次性奖励，研发投入分档补贴。".into(),
+                body: "对新认定的科技型中小企业给予一次性奖励，对研发投入给予分档补贴。".into(),
+                tags: vec!["tech-innovation".into(), "sme".into()],
+                document_number: "杨科委规〔2023〕1号".into(),
+                audience: r#"{"enterprise": {"size": ["小", "微"], "$or": [{"qualifications": ["科技型中小企业"]}, {"industry": [{"industry": "I65"}]}]}}"#.into(),
+                ..PolicyContent::default()
+            },
+            flawed_body: None,
         },
     ]
 }
@@ -382,12 +415,141 @@ fn bearer(signer: &Signer, kind: Kind, id: &str) -> anyhow::Result<Bearer> {
     Ok(Bearer::new(&token)?)
 }
 
+type Publisher = PolicyServiceClient<InterceptedService<GrpcChannel, Bearer>>;
+
+/// The review gate's findings, one line each.
+fn print_findings(findings: &[ReviewFinding]) {
+    for f in findings {
+        let kind = FindingKind::try_from(f.kind).map_or("?", |k| k.as_str_name());
+        println!(
+            "    ⚑ {} in {} at {}..{}: {}",
+            kind.trim_start_matches("FINDING_KIND_").to_lowercase(),
+            f.field,
+            f.start,
+            f.end,
+            f.excerpt
+        );
+    }
+}
+
+/// Takes `spec` from a draft to published: drafted (flawed first, where it is), fixed,
+/// submitted by the department, approved by a district reviewer (who sees the audience),
+/// published. Answers the policy and the approval's audience preview.
+async fn release(
+    spec: &Spec,
+    department: &mut Publisher,
+    reviewer: &mut Publisher,
+) -> anyhow::Result<(Policy, PreviewAudienceResponse)> {
+    println!(
+        "\n{} drafts 《{}》 ({})\n  tags {:?}\n  audience {}",
+        spec.department,
+        spec.content.title,
+        spec.content.document_number,
+        spec.content.tags,
+        spec.content.audience
+    );
+    let first = PolicyContent {
+        body: spec.flawed_body.unwrap_or(&spec.content.body).to_string(),
+        ..spec.content.clone()
+    };
+    let mut policy = department
+        .create_draft(CreateDraftRequest {
+            request_id: spec.request_id.into(),
+            content: Some(first),
+            ..CreateDraftRequest::default()
+        })
+        .await?
+        .into_inner();
+    println!(
+        "  draft {} (generation {}): the review gate found {} thing(s)",
+        policy.policy_id,
+        policy.generation,
+        policy.findings.len()
+    );
+    print_findings(&policy.findings);
+    if !policy.findings.is_empty() {
+        // Submitting and approving now would be refused; the department fixes the text.
+        policy = department
+            .update_draft(UpdateDraftRequest {
+                policy_id: policy.policy_id.clone(),
+                expected_generation: policy.generation,
+                content: Some(spec.content.clone()),
+            })
+            .await?
+            .into_inner();
+        println!(
+            "  fixed (UpdateDraft, generation {}): {} finding(s) left",
+            policy.generation,
+            policy.findings.len()
+        );
+    }
+    policy = department
+        .submit_for_review(SubmitForReviewRequest {
+            policy_id: policy.policy_id.clone(),
+            expected_generation: policy.generation,
+        })
+        .await?
+        .into_inner();
+    println!("  submitted for review by {}", policy.submitted_by);
+    let review = reviewer
+        .review(ReviewRequest {
+            policy_id: policy.policy_id.clone(),
+            expected_generation: policy.generation,
+            decision: Decision::Approve as i32,
+            comment: "同意发布".into(),
+            acknowledge_findings: vec![],
+        })
+        .await?
+        .into_inner();
+    policy = review.policy.context("approved policy")?;
+    let preview = review
+        .audience
+        .and_then(|a| a.preview)
+        .context("the reviewer sees the audience")?;
+    let per_channel: Vec<String> = preview
+        .by_channel
+        .iter()
+        .map(|c| format!("{} {}", channel_name(c.channel), c.deliveries))
+        .collect();
+    println!(
+        "  approved by {}: the audience right now is {} recipients ({}; {} by the rule, {} by subscription)",
+        policy.reviewed_by,
+        preview.recipients,
+        per_channel.join(", "),
+        preview.audience_matches,
+        preview.subscription_matches
+    );
+    policy = department
+        .publish(PublishRequest {
+            policy_id: policy.policy_id.clone(),
+            expected_generation: policy.generation,
+            publish_at: None,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "  published: version {} (PolicyPublished on policy.events)",
+        policy.live_version
+    );
+    Ok((policy, preview))
+}
+
+fn channel_name(channel: i32) -> &'static str {
+    match Channel::try_from(channel) {
+        Ok(Channel::Email) => "email",
+        Ok(Channel::Sms) => "SMS",
+        Ok(Channel::Inbox) => "inbox",
+        _ => "?",
+    }
+}
+
 async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow::Result<()> {
     let channel = GrpcChannel::from_shared(endpoint.to_string())?
         .connect()
         .await?;
     // The "两页" portal manages profiles and serves pages and delivery states; each
-    // department previews and publishes its own policies; an association reads the feed.
+    // department drafts its own policies, a district reviewer approves them; an operator
+    // keeps the tag catalogue; an association reads the feed.
     let portal = bearer(signer, Kind::Directory, "yangpu-portal")?;
     let mut profiles = ProfileServiceClient::with_interceptor(channel.clone(), portal.clone());
     let mut notifications =
@@ -397,9 +559,36 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         channel.clone(),
         bearer(signer, Kind::Subscriber, "assoc-yangpu-software")?,
     );
+    let mut reviewer = PolicyServiceClient::with_interceptor(
+        channel.clone(),
+        bearer(signer, Kind::Reviewer, "*")?,
+    );
+    let mut operator = PolicyServiceClient::with_interceptor(
+        channel.clone(),
+        bearer(signer, Kind::Operator, "yangpu-ops")?,
+    );
+
+    let tags = operator
+        .list_tags(ListTagsRequest::default())
+        .await?
+        .into_inner()
+        .tags;
+    let added = operator
+        .create_tag(CreateTagRequest {
+            tag: "green-low-carbon".into(),
+            name: "绿色低碳".into(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "Tag catalogue (政策标签目录, the compacted `tags` topic): {} tags; the operator adds {} ({})",
+        tags.len(),
+        added.tag,
+        added.name
+    );
 
     let seed = seed();
-    println!("Seeding {} profiles (千人千面 / 一业一档):", seed.len());
+    println!("\nSeeding {} profiles (千人千面 / 一业一档):", seed.len());
     for line in table("  ", &profile_rows(&seed)) {
         println!("{line}");
     }
@@ -411,43 +600,20 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
             .await?;
     }
 
-    for request in policies() {
-        println!(
-            "\n{} publishes 《{}》\n  tags {:?}\n  audience {}",
-            request.department, request.title, request.tags, request.audience
+    let mut released = Vec::new();
+    for spec in policies() {
+        let mut department = PolicyServiceClient::with_interceptor(
+            channel.clone(),
+            bearer(signer, Kind::Department, spec.department)?,
         );
+        let (policy, preview) = release(&spec, &mut department, &mut reviewer).await?;
         let draft = PolicyDraft {
-            tags: request.tags.clone(),
-            audience: request.audience.clone(),
-            department: request.department.clone(),
-            title: request.title.clone(),
-            service_url: request.service_url.clone(),
+            tags: spec.content.tags.clone(),
+            audience: spec.content.audience.clone(),
+            department: spec.department.into(),
+            title: spec.content.title.clone(),
+            service_url: spec.content.service_url.clone(),
         };
-        let department = bearer(signer, Kind::Department, &request.department)?;
-        let mut publisher =
-            PolicyServiceClient::with_interceptor(channel.clone(), department.clone());
-        let preview = ProfileServiceClient::with_interceptor(channel.clone(), department)
-            .preview_audience(PreviewAudienceRequest {
-                policy: Some(draft.clone()),
-                sample_size: 100,
-            })
-            .await?
-            .into_inner();
-        println!(
-            "  audience preview: {} profiles match the rule, {} subscriptions match; {} recipients, {} deliveries",
-            preview.audience_matches,
-            preview.subscription_matches,
-            preview.recipients,
-            preview.deliveries
-        );
-        let published = publisher
-            .publish_policy(request.clone())
-            .await?
-            .into_inner();
-        println!(
-            "  published as {} (policy.events partition {} offset {})",
-            published.policy_id, published.partition, published.offset
-        );
 
         // Every seeded profile the policy concerns, in seed order: who got it and why, who
         // matched and got nothing, and whose subscription's filter kept it out.
@@ -475,7 +641,7 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
                 .collect();
             for sample in &samples {
                 let status_request = GetDeliveryStatusRequest {
-                    policy_id: published.policy_id.clone(),
+                    policy_id: policy.policy_id.clone(),
                     recipient_id: sample.subject_id.clone(),
                     channel: sample.channel,
                 };
@@ -514,7 +680,7 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
                 let tags: Vec<&str> = s
                     .tags
                     .iter()
-                    .filter(|t| request.tags.contains(t))
+                    .filter(|t| spec.content.tags.contains(t))
                     .map(String::as_str)
                     .collect();
                 if tags.is_empty() || !explanation.subscription_ids.is_empty() {
@@ -533,6 +699,92 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         for line in table("  ", &rows) {
             println!("{line}");
         }
+        released.push((spec, department, policy, preview.deliveries));
+    }
+
+    // A revision reaches everyone who got version 1, once, on the channels they got it on;
+    // a withdrawal tells earlier recipients and stops what was not sent yet.
+    let told_before = told(out, &mut inbox, &seed).await?.len();
+    let (spec, department, policy, first_deliveries) = &mut released[0];
+    let mut revised_content = spec.content.clone();
+    revised_content.body = revised_content
+        .body
+        .replace("按规定给予见习补贴", "按每人每月2690元给予见习补贴");
+    let mut revised = department
+        .revise(ReviseRequest {
+            policy_id: policy.policy_id.clone(),
+            expected_generation: policy.generation,
+            content: Some(revised_content),
+            change_summary: "见习补贴标准调整为每人每月2690元".into(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "\n{} revises 《{}》: \"{}\" (a new version, reviewed like the first; version {} stays live meanwhile)",
+        spec.department, spec.content.title, revised.change_summary, revised.live_version
+    );
+    revised = department
+        .submit_for_review(SubmitForReviewRequest {
+            policy_id: revised.policy_id.clone(),
+            expected_generation: revised.generation,
+        })
+        .await?
+        .into_inner();
+    revised = reviewer
+        .review(ReviewRequest {
+            policy_id: revised.policy_id.clone(),
+            expected_generation: revised.generation,
+            decision: Decision::Approve as i32,
+            comment: String::new(),
+            acknowledge_findings: vec![],
+        })
+        .await?
+        .into_inner()
+        .policy
+        .context("approved revision")?;
+    revised = department
+        .publish(PublishRequest {
+            policy_id: revised.policy_id.clone(),
+            expected_generation: revised.generation,
+            publish_at: None,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "  published: version {} (PolicyRevised); each of the {} earlier deliveries gets one \"政策已更新\" notice",
+        revised.live_version, first_deliveries
+    );
+    let expected = told_before + *first_deliveries as usize;
+    wait_told(out, &mut inbox, &seed, expected).await?;
+
+    let (spec, department, policy, second_deliveries) = &mut released[1];
+    let withdrawn = department
+        .withdraw(WithdrawRequest {
+            policy_id: policy.policy_id.clone(),
+            expected_generation: policy.generation,
+            reason: "政策调整，以新发布的文件为准".into(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "\n{} withdraws 《{}》: \"{}\"; each of the {} earlier deliveries gets one \"政策已撤回\" notice",
+        spec.department, spec.content.title, withdrawn.withdrawal_reason, second_deliveries
+    );
+    wait_told(
+        out,
+        &mut inbox,
+        &seed,
+        expected + *second_deliveries as usize,
+    )
+    .await?;
+
+    println!("\nWho was told what (email, SMS and inbox, in the order sent):");
+    let mut rows = Vec::new();
+    for (name, what) in told(out, &mut inbox, &seed).await? {
+        rows.push(cells(&[&name, &what]));
+    }
+    for line in table("  ", &rows) {
+        println!("{line}");
     }
 
     let feed = relay
@@ -547,31 +799,54 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         feed.items.len()
     );
     for item in &feed.items {
-        println!("  [{}] {} — {}", item.cursor, item.title, item.department);
+        let status = PolicyStatus::try_from(item.status)
+            .map_or("?", |s| s.as_str_name())
+            .trim_start_matches("POLICY_STATUS_")
+            .to_lowercase();
+        println!(
+            "  [{}] {} — {} (version {}, {status})",
+            item.cursor, item.title, item.department, item.version
+        );
     }
-    println!("\n两页 inboxes (each person's page), newest first:");
-    let mut rows = Vec::new();
-    for p in &seed {
-        let page = inbox
-            .list_inbox(ListInboxRequest {
-                recipient_id: p.subject_id.clone(),
-                before_cursor: String::new(),
-                limit: 20,
-            })
-            .await?
-            .into_inner();
-        let count = format!("{} in the inbox, {} unread", page.items.len(), page.unread);
-        rows.push(cells(&[&p.display_name, &count]));
-        for item in &page.items {
-            rows.push(cells(&[
-                "",
-                &format!("《{}》 {}", item.title, item.department),
-            ]));
+
+    let mut library = PolicyServiceClient::new(channel.clone());
+    let found = library
+        .search_policies(SearchPoliciesRequest {
+            query: "见习补贴".into(),
+            limit: 5,
+            valid_on: String::new(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "\n公文库: SearchPolicies(\"见习补贴\") finds {}:",
+        found.total
+    );
+    for hit in &found.hits {
+        let status = PolicyStatus::try_from(hit.status)
+            .map_or("?", |s| s.as_str_name())
+            .trim_start_matches("POLICY_STATUS_")
+            .to_lowercase();
+        println!(
+            "  {} v{} {} ({status}, score {:.2})",
+            hit.title, hit.version, hit.department, hit.score
+        );
+        for h in hit.highlights.iter().take(2) {
+            println!("    {}: {}", h.field, h.fragment);
         }
     }
-    for line in table("  ", &rows) {
-        println!("{line}");
-    }
+    let versions = library
+        .get_policy(GetPolicyRequest {
+            policy_id: released[0].2.policy_id.clone(),
+            version: 1,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "  GetPolicy(version 1) still reads the first version ({} versions: {:?})",
+        versions.published.map(|p| p.version).unwrap_or_default(),
+        versions.versions
+    );
 
     let emails = std::fs::read_dir(out)?
         .filter_map(Result::ok)
@@ -594,6 +869,102 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         );
     }
     Ok(())
+}
+
+/// Everything sent to the seeded people so far, as (name, "channel: what") pairs: the
+/// emails' subjects (from the `.eml` files), the SMS texts (`sms.jsonl`) and the inbox
+/// items' titles, per person in seed order.
+async fn told(
+    out: &std::path::Path,
+    inbox: &mut InboxServiceClient<InterceptedService<GrpcChannel, Bearer>>,
+    seed: &[Profile],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut emails: Vec<(std::time::SystemTime, String, String)> = Vec::new();
+    for entry in std::fs::read_dir(out)?.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let Ok(mail) = mailparse::parse_mail(&bytes) else {
+            continue;
+        };
+        let header = |name: &str| {
+            mail.headers
+                .iter()
+                .find(|h| h.get_key().eq_ignore_ascii_case(name))
+                .map(|h| h.get_value())
+                .unwrap_or_default()
+        };
+        emails.push((
+            entry.metadata()?.modified()?,
+            header("To"),
+            header("Subject"),
+        ));
+    }
+    emails.sort();
+    let sms = std::fs::read_to_string(out.join(SMS_FILE)).unwrap_or_default();
+    let mut told = Vec::new();
+    for p in seed {
+        let address = &p.contacts[0].address;
+        for (_, to, subject) in emails
+            .iter()
+            .filter(|(_, to, _)| to.contains(address.as_str()))
+        {
+            let _ = to;
+            told.push((p.display_name.clone(), format!("✉ {subject}")));
+        }
+        if let Some(mobile) = p.contacts.iter().find(|c| c.channel == Channel::Sms as i32) {
+            // Masked, in whichever form the number was written (`+86…`, `86…`, national).
+            let national = |n: &str| {
+                n.trim_start_matches('+')
+                    .trim_start_matches("86")
+                    .to_string()
+            };
+            let masked = national(&zhida_notifier::mask_mobile(&mobile.address));
+            for line in sms.lines() {
+                let sms: serde_json::Value = serde_json::from_str(line)?;
+                if sms["to"].as_str().map(national) == Some(masked.clone()) {
+                    let text = sms["text"].as_str().unwrap_or_default();
+                    let short: String = text.chars().take(40).collect();
+                    told.push((p.display_name.clone(), format!("✆ {short}…")));
+                }
+            }
+        }
+        let page = inbox
+            .list_inbox(ListInboxRequest {
+                recipient_id: p.subject_id.clone(),
+                before_cursor: String::new(),
+                limit: 50,
+            })
+            .await?
+            .into_inner();
+        for item in page.items.iter().rev() {
+            told.push((p.display_name.clone(), format!("▤ {}", item.title)));
+        }
+    }
+    Ok(told)
+}
+
+/// Waits until `expected` messages were sent to the seeded people (30 s at most).
+async fn wait_told(
+    out: &std::path::Path,
+    inbox: &mut InboxServiceClient<InterceptedService<GrpcChannel, Bearer>>,
+    seed: &[Profile],
+    expected: usize,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let so_far = told(out, inbox, seed).await?;
+        let count = so_far.len();
+        if count >= expected {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{count} of {expected} messages sent within 30 s: {so_far:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The seeded profiles as table rows: id, name, street, and each subscription's tags, with

@@ -371,6 +371,30 @@ pub(crate) async fn components(
     Ok(components)
 }
 
+/// `config`, with the publisher asking the profiler of this very process for audience
+/// previews when both run here and no other profiler is configured (plain-text gRPC only:
+/// with TLS the certificate names the public host, so set `publisher.profiler_url`).
+pub(crate) fn with_local_profiler(
+    service: Service,
+    config: &Config,
+    local: std::net::SocketAddr,
+) -> Config {
+    let mut config = config.clone();
+    if service == Service::All
+        && config.publisher.profiler_url.is_empty()
+        && config.grpc.tls.is_none()
+    {
+        let ip = if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        config.publisher.profiler_url =
+            format!("http://{}", std::net::SocketAddr::new(ip, local.port()));
+    }
+    config
+}
+
 async fn serve(service: Service, config_file: Option<PathBuf>) -> anyhow::Result<Ended> {
     let (config, notifier) = Config::load_with::<NotifierConfig>(config_file.as_deref())?;
     let telemetry = Telemetry::init(service.name(), &config.telemetry)?;
@@ -411,6 +435,7 @@ async fn serve_until_stopped(
     let listener = TcpListener::bind(&config.grpc.listen)
         .await
         .with_context(|| format!("binding grpc.listen {}", config.grpc.listen))?;
+    let config = &with_local_profiler(service, config, listener.local_addr()?);
     let components = components(service, config, notifier, shutdown).await?;
     // Every state-changing call goes to the audit topic; the recorder ends once the
     // server is gone (and with it the sink), after producing what is queued.

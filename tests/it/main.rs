@@ -14,6 +14,7 @@ mod email;
 mod helpers;
 mod import;
 mod inbox;
+mod lifecycle;
 mod limits;
 mod notices;
 mod personal_data;

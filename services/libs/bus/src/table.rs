@@ -58,6 +58,10 @@ impl TableReader {
             .set("group.id", format!("zhida-table-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
+            // A write that waits to read itself back (the publisher's changes, the
+            // profiler's leases, a tag) waits for this reader's next fetch: tansu holds an
+            // empty fetch for the whole wait (500 ms by default).
+            .set("fetch.wait.max.ms", "50")
             .create_with_context(TableContext)?;
         let mut assignment = TopicPartitionList::new();
         for partition in &partitions {

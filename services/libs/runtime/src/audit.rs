@@ -191,7 +191,7 @@ mod tests {
         };
         service
             .call(call(
-                "/zhida.policy.v1.PolicyService/PublishPolicy",
+                "/zhida.policy.v1.PolicyService/CreateDraft",
                 Some(department),
             ))
             .await
@@ -202,7 +202,7 @@ mod tests {
             .expect("infallible");
         let entry = rx.try_recv().expect("the write was recorded");
         assert_eq!(entry.principal, "department:区科委");
-        assert_eq!(entry.rpc, "/zhida.policy.v1.PolicyService/PublishPolicy");
+        assert_eq!(entry.rpc, "/zhida.policy.v1.PolicyService/CreateDraft");
         assert_eq!(entry.code, tonic::Code::PermissionDenied as i32);
         assert_eq!(entry.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(rx.try_recv().is_err(), "reads are not audited");

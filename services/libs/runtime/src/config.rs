@@ -39,6 +39,34 @@ pub struct Config {
     /// How long in-flight work may take to drain after SIGTERM before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The publisher's review gate and the reviewer's audience preview (`[publisher]`).
+    pub publisher: PublisherConfig,
+}
+
+/// `[publisher]`: what the review gate refuses to let through, and where the reviewer's
+/// audience preview is computed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublisherConfig {
+    /// Words that must not appear in a published policy (先审查后公开): each occurrence
+    /// is a review finding. The default holds the classification markings (密级标志) of
+    /// documents that are not for publication.
+    pub forbidden_words: Vec<String>,
+    /// The profiler's gRPC endpoint (`http://host:port`), asked for `PreviewAudience` when
+    /// a reviewer approves. Empty: the profiler in the same process (`serve all`, the
+    /// demo), or no preview when there is none.
+    pub profiler_url: String,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        Self {
+            forbidden_words: ["绝密", "机密", "秘密★", "内部资料", "不予公开", "涉密"]
+                .map(String::from)
+                .to_vec(),
+            profiler_url: String::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -51,6 +79,7 @@ impl Default for Config {
             unsubscribe: UnsubscribeConfig::default(),
             auth: AuthConfig::default(),
             shutdown_grace: Duration::from_secs(20),
+            publisher: PublisherConfig::default(),
         }
     }
 }
@@ -322,6 +351,21 @@ impl Config {
         }
         if let Some(Err((key, reason))) = self.grpc.tls.as_ref().map(|tls| tls.validate()) {
             return Err(ConfigError::invalid(key, reason));
+        }
+        for (i, word) in self.publisher.forbidden_words.iter().enumerate() {
+            if word.trim().is_empty() || word.trim() != word || word.chars().count() > 50 {
+                return Err(ConfigError::invalid(
+                    format!("publisher.forbidden_words[{i}]"),
+                    "1–50 characters without leading or trailing white space",
+                ));
+            }
+        }
+        let url = &self.publisher.profiler_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return invalid(
+                "publisher.profiler_url",
+                "an http:// or https:// URL, or empty",
+            );
         }
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "must name at least one host:port");

@@ -285,7 +285,7 @@ pub async fn serve(
 
 /// Collects field-level problems of a request and turns them into one
 /// `INVALID_ARGUMENT` status with `google.rpc.BadRequest` details.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FieldViolations(Vec<(String, String)>);
 
 impl FieldViolations {

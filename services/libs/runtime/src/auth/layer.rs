@@ -68,6 +68,9 @@ impl AuthLayer {
         if rule == Some(Access::Public) {
             return Ok(None);
         }
+        if rule == Some(Access::Optional) && authorization.is_none() {
+            return Ok(None);
+        }
         let token = authorization
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -190,7 +193,7 @@ mod tests {
         )
     }
 
-    const PUBLISH: &str = "/zhida.policy.v1.PolicyService/PublishPolicy";
+    const PUBLISH: &str = "/zhida.policy.v1.PolicyService/CreateDraft";
 
     #[test]
     fn tokens_and_scopes_decide_before_any_handler() {
@@ -222,6 +225,28 @@ mod tests {
         assert_eq!(
             code("/zhida.policy.v1.PolicyService/Nope", Some(&department)),
             Some(Code::PermissionDenied)
+        );
+    }
+
+    #[test]
+    fn an_optional_token_identifies_its_caller_but_is_not_needed() {
+        let (layer, signer) = layer();
+        const GET: &str = "/zhida.policy.v1.PolicyService/GetPolicy";
+        assert_eq!(layer.decide(GET, None).expect("anyone may read"), None);
+        let department = bearer(&signer, Kind::Department, "区科委", &[]);
+        let (principal, access) = layer
+            .decide(GET, Some(&department))
+            .expect("allowed")
+            .expect("identified");
+        assert_eq!(principal.id, "区科委");
+        assert_eq!(access, Access::Optional);
+        assert_eq!(
+            layer
+                .decide(GET, Some("Bearer forged"))
+                .err()
+                .map(|s| s.code()),
+            Some(Code::Unauthenticated),
+            "a token that is sent must be valid"
         );
     }
 

@@ -110,9 +110,11 @@ pub const DELIVERY_READ_SELF: &str = "delivery:read:self";
 pub const DELIVERY_READ_ANY: &str = "delivery:read:any";
 /// Replay dead letters and other operations.
 pub const OPS_REPLAY: &str = "ops:replay";
+/// Create, rename and retire tags of the catalogue (operators).
+pub const TAGS_ADMIN: &str = "tags:admin";
 
 /// Every scope there is.
-pub const ALL_SCOPES: [&str; 12] = [
+pub const ALL_SCOPES: [&str; 13] = [
     POLICY_PUBLISH,
     POLICY_REVIEW,
     PROFILE_READ_SELF,
@@ -125,6 +127,7 @@ pub const ALL_SCOPES: [&str; 12] = [
     DELIVERY_READ_SELF,
     DELIVERY_READ_ANY,
     OPS_REPLAY,
+    TAGS_ADMIN,
 ];
 
 impl Kind {
@@ -146,7 +149,7 @@ impl Kind {
                 INBOX_ANY,
                 DELIVERY_READ_ANY,
             ],
-            Kind::Operator => &[PROFILE_READ_ANY, DELIVERY_READ_ANY, OPS_REPLAY],
+            Kind::Operator => &[PROFILE_READ_ANY, DELIVERY_READ_ANY, OPS_REPLAY, TAGS_ADMIN],
         }
     }
 }
@@ -157,6 +160,10 @@ pub enum Access {
     /// Anyone, without a token (the request itself carries what proves it, or it is
     /// harmless).
     Public,
+    /// Anyone, without a token; a caller that sends one is identified by it (an invalid
+    /// token is refused), and the handler may show it more (the library: drafts to their
+    /// department and reviewers).
+    Optional,
     /// A token with this scope.
     Scope(&'static str),
     /// A token with one of these scopes.
@@ -175,7 +182,7 @@ impl Access {
     /// Whether `principal` holds what this needs (before any per-subject check).
     fn admits(self, principal: &Principal) -> bool {
         match self {
-            Access::Public => true,
+            Access::Public | Access::Optional => true,
             Access::Scope(scope) => principal.has(scope),
             Access::AnyOf(scopes) => scopes.iter().any(|s| principal.has(s)),
             Access::Subject { any, own } => principal.has(any) || principal.has(own),
@@ -185,7 +192,7 @@ impl Access {
     /// What to tell a caller that lacks it.
     fn needs(self) -> String {
         match self {
-            Access::Public => "nothing".into(),
+            Access::Public | Access::Optional => "nothing".into(),
             Access::Scope(scope) => format!("scope {scope}"),
             Access::AnyOf(scopes) => format!("one of the scopes {}", scopes.join(", ")),
             Access::Subject { any, own } => format!("scope {any}, or {own} for one's own"),
@@ -210,16 +217,91 @@ const INBOX: Access = Access::Subject {
 /// caller ([`Class`], for the limits): the one place both are decided. A test checks it
 /// names every method in the services' descriptors, and nothing else.
 pub const RPC_ACCESS: &[(&str, Access, Class)] = &[
+    // A department drafts, submits, publishes, revises and withdraws its own policies
+    // (the handler checks the policy is the caller's department's).
     (
-        "/zhida.policy.v1.PolicyService/PublishPolicy",
+        "/zhida.policy.v1.PolicyService/CreateDraft",
         Access::Scope(POLICY_PUBLISH),
         Class::Write,
     ),
-    // The catalogue is public knowledge (政策标签目录).
+    (
+        "/zhida.policy.v1.PolicyService/UpdateDraft",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/SubmitForReview",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    // A reviewer of the department (or district-wide), never the one who submitted.
+    (
+        "/zhida.policy.v1.PolicyService/Review",
+        Access::Scope(POLICY_REVIEW),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/Publish",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/Revise",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/Withdraw",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/UpdateFaqs",
+        Access::Scope(POLICY_PUBLISH),
+        Class::Write,
+    ),
+    // The library (公文库) is public; drafts show only to their department and reviewers,
+    // identified by the token they may send.
+    (
+        "/zhida.policy.v1.PolicyService/GetPolicy",
+        Access::Optional,
+        Class::Read,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/GetInterpretation",
+        Access::Optional,
+        Class::Read,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/ListPolicies",
+        Access::Optional,
+        Class::Read,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/SearchPolicies",
+        Access::Public,
+        Class::Read,
+    ),
+    // The catalogue is public knowledge (政策标签目录); operators change it.
     (
         "/zhida.policy.v1.PolicyService/ListTags",
         Access::Public,
         Class::Read,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/CreateTag",
+        Access::Scope(TAGS_ADMIN),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/RenameTag",
+        Access::Scope(TAGS_ADMIN),
+        Class::Write,
+    ),
+    (
+        "/zhida.policy.v1.PolicyService/RetireTag",
+        Access::Scope(TAGS_ADMIN),
+        Class::Write,
     ),
     (
         "/zhida.profile.v1.ProfileService/UpsertProfile",
@@ -449,7 +531,7 @@ mod tests {
         }
         for (_, access, _) in RPC_ACCESS {
             let named: Vec<&str> = match access {
-                Access::Public => vec![],
+                Access::Public | Access::Optional => vec![],
                 Access::Scope(s) => vec![s],
                 Access::AnyOf(s) => s.to_vec(),
                 Access::Subject { any, own } => vec![any, own],
