@@ -18,7 +18,7 @@ use zhida_proto::{
         Channel, Contact, DeliveryState, Frequency, PolicyPublished, PolicyRevised, PolicyStatus,
         PolicyWithdrawn, Profile,
     },
-    notification::v1::{GetDeliveryStatusRequest, InboxItem, ListInboxRequest},
+    notification::v1::{GetDeliveryStatusRequest, InboxItem, ListInboxRequest, MarkReadRequest},
     profile::v1::UpsertProfileRequest,
     relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
 };
@@ -107,6 +107,14 @@ fn with_subject(mail: &[Mail], prefix: &str) -> usize {
 }
 
 async fn inbox_titles(server: &Server, recipient_id: &str) -> Vec<String> {
+    inbox(server, recipient_id)
+        .await
+        .into_iter()
+        .map(|item| item.title)
+        .collect()
+}
+
+async fn inbox(server: &Server, recipient_id: &str) -> Vec<InboxItem> {
     let page = server
         .inbox()
         .await
@@ -119,9 +127,6 @@ async fn inbox_titles(server: &Server, recipient_id: &str) -> Vec<String> {
         .expect("inbox")
         .into_inner();
     page.items
-        .into_iter()
-        .map(|item: InboxItem| item.title)
-        .collect()
 }
 
 async fn upsert(server: &Server, profiles: &[&Profile]) {
@@ -248,6 +253,36 @@ async fn a_revision_reaches_each_earlier_recipient_once_on_each_channel() {
         "{titles:?}"
     );
     assert_eq!(titles.len(), 2, "{titles:?}");
+    // The notice is read by its own item id; the policy's item stays unread.
+    let notice = inbox(&server, &ann.subject_id)
+        .await
+        .into_iter()
+        .find(|i| i.title.starts_with(UPDATED))
+        .expect("the notice's item");
+    assert_eq!(notice.item_id, format!("{}#rev2", v1.policy_id));
+    let marked = server
+        .inbox()
+        .await
+        .mark_read(MarkReadRequest {
+            recipient_id: ann.subject_id.clone(),
+            policy_id: notice.item_id.clone(),
+        })
+        .await
+        .expect("marked read")
+        .into_inner();
+    assert!(!marked.already_read);
+    let read: Vec<(String, bool)> = inbox(&server, &ann.subject_id)
+        .await
+        .into_iter()
+        .map(|i| (i.item_id, i.read))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (notice.item_id.clone(), true),
+            (v1.policy_id.clone(), false)
+        ]
+    );
     assert!(
         mail_for(&eve_mail).is_empty(),
         "eve was never in the audience"

@@ -50,6 +50,9 @@ fn shown(stored: StoredItem) -> Result<InboxItem, Error> {
         })?;
     item.cursor = stored.cursor;
     item.read = stored.read;
+    // The id it is stored (and marked read) by: items from before item ids were written
+    // get theirs here.
+    item.item_id = stored.id;
     Ok(item)
 }
 
@@ -104,8 +107,12 @@ impl InboxService for InboxApi {
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
         check_recipient(&mut bad, &request.recipient_id);
-        if !is_id(&request.policy_id) {
-            bad.add("policy_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
+        if !crate::notice::is_item_id(&request.policy_id) {
+            bad.add(
+                "policy_id",
+                "required: an item's item_id (a policy id of 1–128 of A-Z a-z 0-9 _ . : -, \
+                 or a notice's <policy_id>#rev<n> or <policy_id>#withdrawn)",
+            );
         }
         bad.into_result().map_err(Error::from)?;
         let marked = self

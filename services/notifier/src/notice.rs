@@ -49,9 +49,54 @@ pub(crate) fn channel_key(request: &DeliveryRequested, channel: Channel) -> Deli
     )
 }
 
+/// Whether `text` names a delivery as [`ledger_policy_id`] spells it: a policy id, or a
+/// policy id with a notice's suffix (`#rev<n>` with `n` from 1, `#withdrawn`). What an
+/// inbox item is marked read by.
+pub(crate) fn is_item_id(text: &str) -> bool {
+    let (policy_id, suffix) = match text.split_once('#') {
+        Some((policy_id, suffix)) => (policy_id, Some(suffix)),
+        None => (text, None),
+    };
+    let suffix_ok = match suffix {
+        None | Some("withdrawn") => true,
+        Some(suffix) => suffix.strip_prefix("rev").is_some_and(|n| {
+            !n.starts_with('0') && n.len() <= 10 && n.parse::<u32>().is_ok_and(|n| n >= 1)
+        }),
+    };
+    suffix_ok && crate::sender::is_id(policy_id) && text.len() <= 128
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item_ids_are_the_ledger_policy_ids_and_nothing_else() {
+        for notice in [
+            Notice::PolicyUnspecified,
+            Notice::Revision,
+            Notice::Withdrawal,
+        ] {
+            let id = ledger_policy_id("p-1", notice, 12);
+            assert!(is_item_id(&id), "{id}");
+        }
+        for bad in [
+            "",
+            "#rev1",
+            "p-1#",
+            "p-1#rev",
+            "p-1#rev0",
+            "p-1#rev01",
+            "p-1#rev-1",
+            "p-1#rev99999999999",
+            "p-1#withdrawn#rev2",
+            "p-1#WITHDRAWN",
+            "p 1",
+            "p-1#rev2 ",
+        ] {
+            assert!(!is_item_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_policy_keeps_its_key_and_each_notice_has_its_own() {

@@ -55,6 +55,7 @@ pub fn item(request: &DeliveryRequested, received_at: Timestamp) -> InboxItem {
         reason: request.reason.clone(),
         read: false,
         received_at: Some(received_at),
+        item_id: crate::notice::channel_key(request, Kind::Inbox).policy_id,
     }
 }
 
@@ -197,6 +198,8 @@ mod tests {
         assert_eq!(items[0].summary, "上位政策废止");
         assert_eq!(items[1].summary, "补贴标准提高");
         assert!(items.iter().all(|i| i.policy_id == "p-1"));
+        let ids: Vec<&str> = items.iter().map(|i| i.item_id.as_str()).collect();
+        assert_eq!(ids, ["p-1#withdrawn", "p-1#rev2", "p-1"]);
     }
 
     #[test]
