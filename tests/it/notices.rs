@@ -438,6 +438,18 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
         .iter()
         .find(|m| m.subject.starts_with(WITHDRAWN))
         .expect("notice");
+    let status = server
+        .notifications()
+        .await
+        .get_delivery_status(GetDeliveryStatusRequest {
+            policy_id: format!("{}#withdrawn", published.policy_id),
+            recipient_id: now.subject_id.clone(),
+            channel: Channel::Email as i32,
+        })
+        .await
+        .expect("the notice's status")
+        .into_inner();
+    assert_eq!(status.state, DeliveryState::Sent as i32, "{status:?}");
     assert!(notice.body.contains("上位政策已废止。"), "{}", notice.body);
 
     // A redelivered withdrawal sends nothing more.

@@ -1,4 +1,5 @@
-//! `NotificationService`: where a delivery stands, read from the ledger.
+//! `NotificationService`: where a delivery stands, read from the ledger: of a policy, or of
+//! a notice about it by its ledger id (`<policy>#rev<n>`, `<policy>#withdrawn`).
 
 use std::sync::Arc;
 
@@ -28,8 +29,12 @@ impl NotificationService for Notifications {
         zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
-        if !is_id(&request.policy_id) {
-            bad.add("policy_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
+        if !crate::notice::is_item_id(&request.policy_id) {
+            bad.add(
+                "policy_id",
+                "required: a policy id (1–128 of A-Z a-z 0-9 _ . : -), or a notice's \
+                 <policy_id>#rev<n> or <policy_id>#withdrawn",
+            );
         }
         if !is_id(&request.recipient_id) {
             bad.add("recipient_id", "required: 1–128 of A-Z a-z 0-9 _ . : -");
