@@ -173,16 +173,20 @@ impl Sender {
     }
 
     /// Ends the delivery `key` of a withdrawn policy CANCELLED, nothing sent, and reports
-    /// it; one already done (sent before the withdrawal) keeps and reports its outcome.
+    /// it, under the ledger lease like a send; one already done (sent before the
+    /// withdrawal) keeps and reports its outcome, one being sent right now is retried.
     pub(crate) async fn cancel(&self, key: &DeliveryKey) -> Result<(), HandleError> {
         let outcome = match self
             .ledger
-            .status(key)
+            .begin(key, self.lease)
             .await
             .map_err(HandleError::transient)?
         {
-            Some(zhida_store::Status::Done(outcome)) => outcome,
-            _ => {
+            Begin::Done(outcome) => outcome,
+            Begin::InFlight => {
+                return Err(HandleError::transient("another sender holds this delivery"));
+            }
+            Begin::Acquired(_) => {
                 let outcome = Outcome {
                     state: OutcomeState::Cancelled,
                     detail: WITHDRAWN.into(),
