@@ -29,6 +29,8 @@ use crate::helpers::{
 };
 
 const UPDATED: &str = "政策已更新：";
+/// The digest period of the tests that hold a policy in a digest across a lifecycle event.
+const PERIOD: u64 = 20;
 const WITHDRAWN: &str = "政策已撤回：";
 
 /// A subscriber of `tag` by email (and the given extra channels), at once or daily.
@@ -138,6 +140,59 @@ async fn upsert(server: &Server, profiles: &[&Profile]) {
             })
             .await
             .expect("upsert");
+    }
+}
+
+/// Waits until just after a digest run (runs fall on whole multiples of `period`
+/// seconds, from 08:00 district time), so the next is a whole period away.
+async fn after_a_digest_run(period: u64) {
+    loop {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            % period;
+        if (1..=3).contains(&second) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the open or the closed digest of `subject` (email) holds `policy_id`.
+async fn digest_holds(env: &TestEnv, subject: &str, policy_id: &str) -> bool {
+    let mut redis = env.redis().await;
+    for state in ["open", "closed"] {
+        let key = format!("{}digest:{state}:{subject}|email", env.key_prefix());
+        let held: bool = redis::cmd("HEXISTS")
+            .arg(&key)
+            .arg(policy_id)
+            .query_async(&mut redis)
+            .await
+            .expect("HEXISTS");
+        if held {
+            return true;
+        }
+    }
+    false
+}
+
+/// Waits until whether the digest of `subject` holds `policy_id` is `holds`, at most `within`.
+async fn until_digest(
+    env: &TestEnv,
+    subject: &str,
+    policy_id: &str,
+    holds: bool,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while digest_holds(env, subject, policy_id).await != holds {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the digest of {subject} still {} {policy_id} after {within:?}",
+            if holds { "lacks" } else { "holds" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -334,8 +389,6 @@ async fn a_revision_reaches_each_earlier_recipient_once_on_each_channel() {
 async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipients() {
     let env = TestEnv::new("withdraw").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // Digest runs fall on whole multiples of the period (from 08:00 district time).
-    const PERIOD: u64 = 20;
     let server = start(&env, &dir, &format!("{PERIOD}s")).await;
     let producer = Producer::new(&env.kafka, "/test/notices").expect("producer");
     let now = subscriber(&env, "now", "housing", &[], Frequency::Immediate);
@@ -343,18 +396,7 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
     upsert(&server, &[&now, &daily]).await;
     let (now_mail, daily_mail) = (env.address("now"), env.address("daily"));
 
-    // Publish just after a digest run, so the next is a whole period away.
-    loop {
-        let second = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            % PERIOD;
-        if (1..=3).contains(&second) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    after_a_digest_run(PERIOD).await;
     let published = policy(&env, "zf", &["housing"], 1, "杨浦区保障性租赁住房申请指南");
     producer
         .emit(&published.policy_id, &published)
@@ -364,30 +406,14 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
         mail_for(&now_mail).len() == 1
     })
     .await;
-    let redis = env.redis().await;
-    let member = format!("{}|email", daily.subject_id);
-    let open = format!("{}digest:open:{member}", env.key_prefix());
-    let closed = format!("{}digest:closed:{member}", env.key_prefix());
-    let held = |key: String| {
-        let mut redis = redis.clone();
-        let policy_id = published.policy_id.clone();
-        async move {
-            redis::cmd("HEXISTS")
-                .arg(&key)
-                .arg(&policy_id)
-                .query_async::<bool>(&mut redis)
-                .await
-                .expect("HEXISTS")
-        }
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !held(open.clone()).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the digest never held the policy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_digest(
+        &env,
+        &daily.subject_id,
+        &published.policy_id,
+        true,
+        Duration::from_secs(10),
+    )
+    .await;
 
     let withdrawn = PolicyWithdrawn {
         policy_id: published.policy_id.clone(),
@@ -406,14 +432,14 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
     })
     .await;
     // The next digest run takes the held entry, and sends nothing.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2 * PERIOD + 10);
-    while held(open.clone()).await || held(closed.clone()).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no digest run took the held entry"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_digest(
+        &env,
+        &daily.subject_id,
+        &published.policy_id,
+        false,
+        Duration::from_secs(2 * PERIOD + 10),
+    )
+    .await;
     settle(&env).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -488,4 +514,72 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_revised_while_held_for_a_digest_goes_out_as_revised_without_a_notice() {
+    let env = TestEnv::new("heldrev").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&env, &dir, &format!("{PERIOD}s")).await;
+    let producer = Producer::new(&env.kafka, "/test/notices").expect("producer");
+    let now = subscriber(&env, "now", "elderly-care", &[], Frequency::Immediate);
+    let daily = subscriber(&env, "daily", "elderly-care", &[], Frequency::DailyDigest);
+    upsert(&server, &[&now, &daily]).await;
+    let (now_mail, daily_mail) = (env.address("now"), env.address("daily"));
+
+    after_a_digest_run(PERIOD).await;
+    let v1 = policy(&env, "yl", &["elderly-care"], 1, "杨浦区养老服务补贴办法");
+    producer.emit(&v1.policy_id, &v1).await.expect("published");
+    until_digest(
+        &env,
+        &daily.subject_id,
+        &v1.policy_id,
+        true,
+        Duration::from_secs(10),
+    )
+    .await;
+    let revised = PolicyRevised {
+        policy: Some(policy(
+            &env,
+            "yl",
+            &["elderly-care"],
+            2,
+            "杨浦区养老服务补贴办法（修订版）",
+        )),
+        previous_version: 1,
+        change_summary: "补贴对象扩大到75周岁以上。".into(),
+        audience_changed: false,
+    };
+    producer
+        .emit(&v1.policy_id, &revised)
+        .await
+        .expect("revised");
+    eventually(
+        "the immediate email and its notice",
+        Duration::from_secs(20),
+        || {
+            let mail = mail_for(&now_mail);
+            mail.len() == 2 && with_subject(&mail, UPDATED) == 1
+        },
+    )
+    .await;
+    eventually("the digest", Duration::from_secs(2 * PERIOD + 10), || {
+        !mail_for(&daily_mail).is_empty()
+    })
+    .await;
+    settle(&env).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let digests = mail_for(&daily_mail);
+    assert_eq!(
+        digests.len(),
+        1,
+        "one digest, no notice: {:?}",
+        digests.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(
+        digests[0].body.contains("杨浦区养老服务补贴办法（修订版）"),
+        "the digest carries the revision: {}",
+        digests[0].body
+    );
+    assert_eq!(mail_for(&now_mail).len(), 2);
 }

@@ -119,7 +119,8 @@ impl Sender {
                 .await
                 .map_err(HandleError::transient)?;
             if !matches!(status, Some(zhida_store::Status::Done(_))) {
-                pending.push(request);
+                // Revised since it was held: the digest carries the latest version.
+                pending.push(self.current(request).await?);
             }
         }
         if !pending.is_empty() {

@@ -104,6 +104,7 @@ impl Sender {
                 self.cancel(&delivery).await?;
                 continue;
             }
+            let request = self.current(request).await?;
             let outcome = self
                 .once(&delivery, || self.send_opened(&*channel, &request))
                 .await?;

@@ -1,9 +1,11 @@
 //! The `policy.events` handler of the notifier: a policy's later life reaches whoever
 //! received it ([`PolicyRecipients`]).
 //!
-//! - `PolicyRevised`: each earlier recipient of the policy (one who received a version
-//!   before this one) gets a revision notice ("政策已更新：…" with what changed) on each
-//!   channel they received it on; the new audience is the profiler's.
+//! - `PolicyRevised`: the revision is kept as the policy's latest (what still waits, in a
+//!   digest or through quiet hours, goes out as it); then each earlier recipient of the
+//!   policy (one who received a version before this one) gets a revision notice
+//!   ("政策已更新：…" with what changed) on each channel they received it on; the new
+//!   audience is the profiler's.
 //! - `PolicyWithdrawn`: the policy is marked withdrawn first, so from then on nothing of
 //!   it goes out (requests still arriving, held digest entries, SMS held through quiet
 //!   hours end CANCELLED where they are: see [`sender`](crate::sender)); then each
@@ -122,6 +124,16 @@ impl PolicyNotices {
                 policy.policy_id
             )));
         }
+        // First: from here on what still waits goes out as this version, and a send that
+        // races this listing sends its own notice (see `Sender::delivered`).
+        self.recipients
+            .revise(
+                &policy.policy_id,
+                version,
+                &prost::Message::encode_to_vec(revised),
+            )
+            .await
+            .map_err(HandleError::transient)?;
         let recipients = self
             .recipients
             .list(&policy.policy_id)

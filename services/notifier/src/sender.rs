@@ -4,7 +4,8 @@
 //! its outcome is reported on `delivery.status`.
 //!
 //! Who received a policy is recorded ([`PolicyRecipients`]) once it went out, for its
-//! later revision and withdrawal notices. Nothing of a withdrawn policy goes out any more
+//! later revision and withdrawal notices; a policy revised since it was requested goes
+//! out as its latest version. Nothing of a withdrawn policy goes out any more
 //! but its withdrawal notice: a request, held digest entry or held SMS of it ends
 //! CANCELLED ("policy withdrawn"), nothing sent.
 
@@ -13,6 +14,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use zhida_bus::{HandleError, Handler, Producer, Record};
 use zhida_proto::events::v1::{
     Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency, Notice,
+    PolicyRevised,
 };
 use zhida_store::{
     Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState,
@@ -95,11 +97,37 @@ impl Handler for Sender {
             tracing::debug!(until, "held until the channel's quiet hours end");
             return self.hold(&self.held, &key, &request).await;
         }
+        let request = self.current(request).await?;
         let outcome = self
             .once(&key, || self.send_opened(&*sender, &request))
             .await?;
         self.delivered(&request, channel, &outcome).await?;
         self.report(&key, outcome).await
+    }
+}
+
+/// `request` for the policy with the content of `revised` instead, when that is a later
+/// version than the request's (it was requested, or held, before the revision).
+pub(crate) fn revised_request(
+    request: DeliveryRequested,
+    revised: &PolicyRevised,
+) -> DeliveryRequested {
+    let Some(policy) = revised.policy.as_ref() else {
+        return request;
+    };
+    if request.notice != Notice::PolicyUnspecified as i32
+        || policy.version.max(1) <= request.version.max(1)
+    {
+        return request;
+    }
+    DeliveryRequested {
+        title: policy.title.clone(),
+        body: policy.body.clone(),
+        department: policy.department.clone(),
+        service_url: policy.service_url.clone(),
+        urgent: policy.urgent,
+        version: policy.version.max(1),
+        ..request
     }
 }
 
@@ -158,6 +186,31 @@ impl Sender {
         let outcome = Outcome { state, detail };
         self.record(key, &outcome).await?;
         Ok(outcome)
+    }
+
+    /// The latest revision kept for `policy_id`, if any.
+    async fn latest_revision(&self, policy_id: &str) -> Result<Option<PolicyRevised>, HandleError> {
+        let latest = self
+            .recipients
+            .latest(policy_id)
+            .await
+            .map_err(HandleError::transient)?;
+        Ok(latest.and_then(|(_, bytes)| prost::Message::decode(bytes.as_slice()).ok()))
+    }
+
+    /// `request` as it goes out now: a policy revised since it was requested (or held for
+    /// a digest or through quiet hours) goes out as its latest version.
+    pub(crate) async fn current(
+        &self,
+        request: DeliveryRequested,
+    ) -> Result<DeliveryRequested, HandleError> {
+        if request.notice != Notice::PolicyUnspecified as i32 {
+            return Ok(request);
+        }
+        Ok(match self.latest_revision(&request.policy_id).await? {
+            Some(revised) => revised_request(request, &revised),
+            None => request,
+        })
     }
 
     /// Whether `request` must not go out because its policy was withdrawn: everything of
@@ -242,6 +295,26 @@ impl Sender {
                     department: &request.department,
                     service_url: "",
                     change_summary: "",
+                },
+            );
+            crate::policies::emit_notice(&self.producer, &notice).await?;
+        }
+        // Likewise a revision that listed the recipients before this one was recorded, with
+        // an older version than it sent: the revision's notice.
+        if let Some(revised) = self.latest_revision(&request.policy_id).await?
+            && let Some(policy) = revised.policy.as_ref()
+            && policy.version.max(1) > recipient.version
+        {
+            let notice = crate::policies::notice_request(
+                &recipient,
+                &request.policy_id,
+                Notice::Revision,
+                crate::policies::About {
+                    version: policy.version.max(1),
+                    title: &policy.title,
+                    department: &policy.department,
+                    service_url: &policy.service_url,
+                    change_summary: &revised.change_summary,
                 },
             );
             crate::policies::emit_notice(&self.producer, &notice).await?;
@@ -403,6 +476,49 @@ mod tests {
             .expect("registered");
         let request = DeliveryRequested::default();
         sender.once(key, || channel.send(&request)).await
+    }
+
+    #[test]
+    fn a_policy_held_before_its_revision_goes_out_as_the_revision_and_a_notice_never_does() {
+        let held = DeliveryRequested {
+            policy_id: "p-1".into(),
+            recipient_id: "c-1".into(),
+            title: "第一版".into(),
+            body: "旧正文".into(),
+            reason: "您订阅了政策标签“housing”".into(),
+            version: 1,
+            ..DeliveryRequested::default()
+        };
+        let revised = |version| PolicyRevised {
+            policy: Some(zhida_proto::events::v1::PolicyPublished {
+                policy_id: "p-1".into(),
+                title: "第二版".into(),
+                body: "新正文".into(),
+                department: "区房管局".into(),
+                version,
+                ..Default::default()
+            }),
+            previous_version: 1,
+            change_summary: "标准提高".into(),
+            audience_changed: false,
+        };
+        let now = revised_request(held.clone(), &revised(2));
+        assert_eq!(
+            (now.title.as_str(), now.body.as_str(), now.version),
+            ("第二版", "新正文", 2)
+        );
+        assert_eq!(now.reason, held.reason, "who it is for and why stay");
+        assert_eq!(now.recipient_id, "c-1");
+        let current = DeliveryRequested {
+            version: 2,
+            ..held.clone()
+        };
+        assert_eq!(revised_request(current.clone(), &revised(2)), current);
+        let notice = DeliveryRequested {
+            notice: Notice::Withdrawal as i32,
+            ..held
+        };
+        assert_eq!(revised_request(notice.clone(), &revised(3)), notice);
     }
 
     #[tokio::test]

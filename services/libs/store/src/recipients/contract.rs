@@ -88,3 +88,25 @@ pub async fn withdrawn_policies_stay_withdrawn(store: &dyn PolicyRecipients) {
     assert!(!store.add("p-2", &b).await.expect("add"), "another policy");
     assert_eq!(store.list("p-1").await.expect("list"), [a, b]);
 }
+
+/// The latest revision of a policy is kept; an older or repeated one changes nothing.
+pub async fn the_latest_revision_is_kept(store: &dyn PolicyRecipients) {
+    assert_eq!(store.latest("p-1").await.expect("latest"), None);
+    store.revise("p-1", 3, b"three").await.expect("revise");
+    store.revise("p-1", 2, b"two").await.expect("an older one");
+    store
+        .revise("p-1", 3, b"three again")
+        .await
+        .expect("repeated");
+    assert_eq!(
+        store.latest("p-1").await.expect("latest"),
+        Some((3, b"three".to_vec()))
+    );
+    store.revise("p-1", 10, b"ten").await.expect("revise");
+    assert_eq!(
+        store.latest("p-1").await.expect("latest"),
+        Some((10, b"ten".to_vec())),
+        "versions compare as numbers"
+    );
+    assert_eq!(store.latest("p-2").await.expect("latest"), None);
+}

@@ -16,6 +16,8 @@ struct State {
     /// Policy id → `recipient|channel` → entry.
     policies: BTreeMap<String, BTreeMap<String, Recipient>>,
     withdrawn: HashSet<String>,
+    /// Policy id → (version, revision).
+    revisions: BTreeMap<String, (u32, Vec<u8>)>,
 }
 
 /// [`PolicyRecipients`] in a mutex-guarded map.
@@ -64,5 +66,21 @@ impl PolicyRecipients for MemoryPolicyRecipients {
     async fn is_withdrawn(&self, policy_id: &str) -> Result<bool> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         Ok(state.withdrawn.contains(policy_id))
+    }
+
+    async fn revise(&self, policy_id: &str, version: u32, revision: &[u8]) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = state.revisions.get(policy_id).map_or(0, |(v, _)| *v);
+        if version > kept {
+            state
+                .revisions
+                .insert(policy_id.to_string(), (version, revision.to_vec()));
+        }
+        Ok(())
+    }
+
+    async fn latest(&self, policy_id: &str) -> Result<Option<(u32, Vec<u8>)>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(state.revisions.get(policy_id).cloned())
     }
 }

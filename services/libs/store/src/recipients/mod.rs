@@ -1,6 +1,7 @@
 //! Who received what: per policy, each (recipient, channel) the notifier sent it to, with
 //! what a later notice about it needs (a revision's "政策已更新", a withdrawal's
-//! "政策已撤回"), and which policies were withdrawn, so nothing of theirs goes out any more.
+//! "政策已撤回"), which policies were withdrawn, so nothing of theirs goes out any more,
+//! and each policy's latest revision, so what is still waiting goes out as revised.
 //!
 //! The address is kept only sealed (as the profiler sealed it under the subject's data
 //! key): deleting the profile makes it unreadable at once, and
@@ -116,6 +117,11 @@ pub trait PolicyRecipients: Send + Sync {
     /// Marks `policy_id` withdrawn, for good. Idempotent.
     async fn withdraw(&self, policy_id: &str) -> Result<()>;
     async fn is_withdrawn(&self, policy_id: &str) -> Result<bool>;
+    /// Keeps `revision` (opaque: the notifier's encoded `PolicyRevised`) as the latest of
+    /// `policy_id` if `version` is higher than the one kept. Idempotent.
+    async fn revise(&self, policy_id: &str, version: u32, revision: &[u8]) -> Result<()>;
+    /// The latest revision kept for `policy_id`: `(version, revision)`.
+    async fn latest(&self, policy_id: &str) -> Result<Option<(u32, Vec<u8>)>>;
 }
 
 #[cfg(test)]

@@ -35,9 +35,20 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Keeps a revision if its version is higher. KEYS: revision hash. ARGV: version, revision.
+static REVISE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local kept = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+              if tonumber(ARGV[1]) <= kept then return 0 end
+              redis.call('HSET', KEYS[1], 'version', ARGV[1], 'revision', ARGV[2])
+              return 1",
+    )
+});
+
 /// [`PolicyRecipients`] under `<prefix>recipients:<policy>` (hash `recipient|channel` →
 /// entry), `<prefix>recipient-policies:<recipient>` (set of policy ids) and
-/// `<prefix>withdrawn` (set of policy ids). The erasure script touches keys it computes,
+/// `<prefix>withdrawn` (set of policy ids) and `<prefix>revision:<policy>` (hash: version,
+/// revision). The erasure script touches keys it computes,
 /// so it needs a single Redis (not a cluster).
 pub struct RedisPolicyRecipients {
     conn: ConnectionManager,
@@ -125,5 +136,25 @@ impl PolicyRecipients for RedisPolicyRecipients {
             .arg(policy_id)
             .query_async(&mut self.conn.clone())
             .await?)
+    }
+
+    async fn revise(&self, policy_id: &str, version: u32, revision: &[u8]) -> Result<()> {
+        let _: i64 = REVISE
+            .key(format!("{}revision:{policy_id}", self.prefix))
+            .arg(version)
+            .arg(revision)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    async fn latest(&self, policy_id: &str) -> Result<Option<(u32, Vec<u8>)>> {
+        let (version, revision): (Option<u32>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            .arg(format!("{}revision:{policy_id}", self.prefix))
+            .arg("version")
+            .arg("revision")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(version.zip(revision))
     }
 }

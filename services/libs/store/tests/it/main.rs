@@ -116,6 +116,17 @@ async fn redis_withdrawn_policies_stay_withdrawn() {
 }
 
 #[tokio::test]
+async fn memory_the_latest_revision_is_kept() {
+    contract::the_latest_revision_is_kept(&MemoryPolicyRecipients::default()).await;
+}
+
+#[tokio::test]
+async fn redis_the_latest_revision_is_kept() {
+    let (conn, prefix) = redis().await;
+    contract::the_latest_revision_is_kept(&RedisPolicyRecipients::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
 async fn memory_digests_close_into_batches_once_per_policy() {
     contract::digests_close_into_batches_once_per_policy(&MemoryDigests::default()).await;
 }
