@@ -1,4 +1,4 @@
-//! Audience rules as a department (PublishPolicy, PreviewAudience) or a subscriber (a
+//! Audience rules as a department (CreateDraft, PreviewAudience) or a subscriber (a
 //! subscription's filter) writes them: any text must parse or be refused with an error,
 //! never panic, hang or blow the stack. A rule that parses must agree with itself: the
 //! bitmap index (what the profiler serves audiences from) finds and counts exactly the

@@ -48,7 +48,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub use prost_types::Timestamp;
 
 /// Every RPC of every Zhida service as its gRPC path, `/zhida.policy.v1.PolicyService/
-/// PublishPolicy`, read from [`FILE_DESCRIPTOR_SET`]: what per-RPC tables (access rules,
+/// Publish`, read from [`FILE_DESCRIPTOR_SET`]: what per-RPC tables (access rules,
 /// limits) are checked against.
 pub fn rpc_paths() -> Vec<String> {
     let pool = prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
