@@ -778,7 +778,7 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
     )
     .await?;
 
-    println!("\nWho was told what (email, SMS and inbox, in the order sent):");
+    println!("\nWho was told what (per person: email, SMS, inbox items):");
     let mut rows = Vec::new();
     for (name, what) in told(out, &mut inbox, &seed).await? {
         rows.push(cells(&[&name, &what]));
@@ -842,10 +842,11 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         })
         .await?
         .into_inner();
+    let first = versions.published.context("version 1")?;
     println!(
-        "  GetPolicy(version 1) still reads the first version ({} versions: {:?})",
-        versions.published.map(|p| p.version).unwrap_or_default(),
-        versions.versions
+        "  GetPolicy(version 1) still reads the first version as published (versions {:?}): {}",
+        versions.versions,
+        first.body.chars().take(40).collect::<String>()
     );
 
     let emails = std::fs::read_dir(out)?

@@ -1,4 +1,5 @@
-//! The first Quick start command: `zhida demo` runs on the embedded defaults alone.
+//! The first Quick start command: `zhida demo` runs on the embedded defaults alone: two
+//! policies through review, publication, a revision and a withdrawal.
 
 use std::process::Command;
 
@@ -29,12 +30,44 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
     assert_eq!(sent("▤"), 5, "inbox items: {stdout}");
     // 王芳 and 陈静 subscribed by SMS, 张伟 and 智造科技 are in an audience with a mobile.
     assert_eq!(sent("✆"), 4, "SMS: {stdout}");
+    // The review gate caught the caseworker's details in the first draft, masked.
     assert!(
-        stdout.contains("陈静                      1 in the inbox, 1 unread"),
+        stdout.contains("the review gate found 3 thing(s)")
+            && stdout.contains("139****5678")
+            && !stdout.contains("13912345678")
+            && !stdout.contains("110101199003074258"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("approved by reviewer:*"), "{stdout}");
+    assert!(
+        stdout.contains("published: version 2 (PolicyRevised)"),
+        "{stdout}"
+    );
+    // Who was told what: each of the 9 deliveries of the revised policy got one update
+    // notice (email, SMS, inbox), each of the 5 of the withdrawn one a withdrawal notice.
+    let told = |marks: &[&str]| {
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("Who was told what"))
+            .take_while(|l| !l.is_empty())
+            .filter(|l| marks.iter().any(|m| l.contains(m)))
+            .count()
+    };
+    assert_eq!(told(&["政策已更新", "Policy updated"]), 9, "{stdout}");
+    assert_eq!(told(&["政策已撤回", "Policy withdrawn"]), 5, "{stdout}");
+    assert!(
+        stdout.contains("陈静                      ▤ 杨浦区2023年高校毕业生就业见习补贴申领指南"),
         "the citizen without email consent still has it on her page: {stdout}"
     );
     assert!(
-        stdout.contains("relay feed for associations and parks: 2 items"),
+        stdout.contains("relay feed for associations and parks: 2 items")
+            && stdout.contains("(version 2, published)")
+            && stdout.contains("(version 1, withdrawn)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SearchPolicies(\"见习补贴\") finds 1")
+            && stdout.contains("<em>见习补贴</em>"),
         "{stdout}"
     );
     let emails = std::fs::read_dir(out.path())
@@ -44,7 +77,8 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
         })
         .count();
-    assert_eq!(emails, 5);
+    // 5 of the policies, 3 revision and 2 withdrawal notices.
+    assert_eq!(emails, 10);
 
     // Every email is signed with the key dkim-dns.txt publishes, and carries the one-click
     // unsubscribe headers and both parts.
@@ -96,12 +130,22 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert_eq!(sms.len(), 4, "{sms:?}");
+    // 4 of the policies, 3 revision and 1 withdrawal notices.
+    assert_eq!(sms.len(), 8, "{sms:?}");
     for m in &sms {
         let to = m["to"].as_str().expect("to");
         assert!(to.starts_with("86") && to.contains("****"), "masked: {to}");
         assert_eq!(m["signature"], "【杨浦区政务】");
-        assert_eq!(m["template"], "policy-published.v1");
+        let template = m["template"].as_str().expect("template");
+        assert!(
+            [
+                "policy-published.v1",
+                "policy-revised.v1",
+                "policy-withdrawn.v1"
+            ]
+            .contains(&template),
+            "an approved template: {m}"
+        );
         let text = m["text"].as_str().expect("text");
         assert!(text.starts_with("【杨浦区政务】"), "{text}");
         assert!(
@@ -114,8 +158,8 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
     }
     assert_eq!(
         sms.iter().filter(|m| m["language"] == "en").count(),
-        1,
-        "张伟 reads English: {sms:?}"
+        2,
+        "张伟 reads English (the policy and its update): {sms:?}"
     );
     assert!(
         !stdout.contains("13800138001"),
