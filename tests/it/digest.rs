@@ -39,6 +39,7 @@ fn policy(env: &TestEnv, n: u32) -> NewPolicy {
         service_url: String::new(),
         audience: String::new(),
         urgent: false,
+        valid_until: None,
     }
 }
 

@@ -79,6 +79,7 @@ async fn a_published_policy_is_emailed_once_to_each_matched_recipient_and_to_no_
         service_url: "https://zwdt.sh.gov.cn/".into(),
         audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
         urgent: false,
+        valid_until: None,
     };
     let approved = draft_and_approve(&server, &mut publisher, &request).await;
     let published = publish_approved(&mut publisher, &approved).await;

@@ -173,6 +173,7 @@ async fn signed_multipart_mail_unsubscribes_exactly_its_recipient_and_subscripti
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: r#"{"citizen": {"groups": ["高校毕业生"]}}"#.into(),
             urgent: false,
+            valid_until: None,
         },
     )
     .await;

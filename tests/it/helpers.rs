@@ -110,6 +110,8 @@ pub struct NewPolicy {
     pub service_url: String,
     pub audience: String,
     pub urgent: bool,
+    /// When it expires; `None`: valid until withdrawn.
+    pub valid_until: Option<zhida_proto::Timestamp>,
 }
 
 impl NewPolicy {
@@ -122,6 +124,7 @@ impl NewPolicy {
             service_url: self.service_url.clone(),
             audience: self.audience.clone(),
             urgent: self.urgent,
+            valid_until: self.valid_until,
             ..PolicyContent::default()
         }
     }

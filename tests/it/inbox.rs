@@ -31,6 +31,7 @@ fn policy(env: &TestEnv, n: u32) -> NewPolicy {
             r#"{"street": ["五角场街道"], "citizen": {"birth_year": [{"numeric": ["<", 2000]}]}}"#
                 .into(),
         urgent: false,
+        valid_until: None,
     }
 }
 

@@ -22,7 +22,7 @@ use zhida_proto::{
 };
 use zhida_runtime::auth::Kind;
 
-use crate::helpers::{Server, TestEnv, bearer, count_records};
+use crate::helpers::{NewPolicy, Server, TestEnv, bearer, count_records, draft_and_approve};
 
 const RSJ: &str = "区人力资源社会保障局";
 
@@ -491,42 +491,18 @@ async fn a_scheduled_release_survives_a_kill_and_validity_ends_in_expiry() {
     let env = TestEnv::new("schedule").await;
     let mut server = Server::start("publisher", &env).await;
     let mut department = server.publisher(RSJ).await;
-    let mut reviewer = server.publisher_as(bearer(Kind::Reviewer, RSJ, &[])).await;
     let mut approved = Vec::new();
-    for (n, until) in [(1, None), (2, Some(now_plus(8)))] {
-        let mut c = content(&format!("见习补贴（第{n}批）"), "见习补贴按月发放。");
-        c.valid_until = until;
-        let draft = department
-            .create_draft(CreateDraftRequest {
-                request_id: format!("batch-{n}-{}", env.id),
-                content: Some(c),
-                ..CreateDraftRequest::default()
-            })
-            .await
-            .expect("draft")
-            .into_inner();
-        let submitted = department
-            .submit_for_review(SubmitForReviewRequest {
-                policy_id: draft.policy_id.clone(),
-                expected_generation: draft.generation,
-            })
-            .await
-            .expect("submitted")
-            .into_inner();
-        let policy = reviewer
-            .review(ReviewRequest {
-                policy_id: draft.policy_id.clone(),
-                expected_generation: submitted.generation,
-                decision: Decision::Approve as i32,
-                comment: String::new(),
-                acknowledge_findings: vec![],
-            })
-            .await
-            .expect("approved")
-            .into_inner()
-            .policy
-            .expect("policy");
-        approved.push(policy);
+    for (n, valid_until) in [(1, None), (2, Some(now_plus(8)))] {
+        let policy = NewPolicy {
+            request_id: format!("batch-{n}-{}", env.id),
+            title: format!("见习补贴（第{n}批）"),
+            body: "见习补贴按月发放。".into(),
+            tags: vec!["employment".into()],
+            department: RSJ.into(),
+            valid_until,
+            ..NewPolicy::default()
+        };
+        approved.push(draft_and_approve(&server, &mut department, &policy).await);
     }
     let scheduled = department
         .publish(PublishRequest {

@@ -244,6 +244,7 @@ fn policy(env: &TestEnv, n: u32, urgent: bool) -> NewPolicy {
         service_url: "https://zwdt.sh.gov.cn/".into(),
         audience: String::new(),
         urgent,
+        valid_until: None,
     }
 }
 

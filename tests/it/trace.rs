@@ -73,6 +73,7 @@ async fn trace_context_reaches_every_record_even_when_logs_are_quiet() {
             service_url: "https://zwdt.sh.gov.cn/".into(),
             audience: String::new(),
             urgent: false,
+            valid_until: None,
         },
     )
     .await;

@@ -62,7 +62,6 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
     let (caught_up_tx, caught_up) = watch::channel(false);
     let tags = SharedTags::default();
     let (tags_ready_tx, tags_ready) = watch::channel(false);
-    let (ready_tx, ready) = watch::channel(false);
 
     let replicate_tags = {
         let (kafka, producer, tags, token) = (
@@ -83,12 +82,6 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             .await
         }
     };
-    let readiness = all_ready(
-        vec![caught_up.clone(), tags_ready],
-        ready_tx,
-        shutdown.token.clone().cancelled_owned(),
-    );
-
     let replay = {
         let replica = replica.clone();
         TableReader::new(&config.kafka, Topic::Profiles).run(
@@ -124,33 +117,11 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             tags,
             keyring,
         }))
-        .ready_when(ready)
+        .ready_when(caught_up)
+        .ready_when(tags_ready)
         .task("profiles-replay", replay)
         .task("tags-replica", replicate_tags)
-        .task("readiness", readiness)
         .task("policy-matcher", matcher))
-}
-
-/// Turns `ready` true once every one of `signals` is (the host takes one signal per
-/// component); ends without it when `stop` completes or a signal's task ended first.
-async fn all_ready(
-    signals: Vec<watch::Receiver<bool>>,
-    ready: watch::Sender<bool>,
-    stop: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let all = async {
-        for mut signal in signals {
-            if signal.wait_for(|ready| *ready).await.is_err() {
-                return;
-            }
-        }
-        ready.send_replace(true);
-    };
-    tokio::select! {
-        _ = stop => {}
-        _ = all => {}
-    }
-    Ok(())
 }
 
 /// Runs the profiler alone on `listener` until `shutdown`.

@@ -100,7 +100,6 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             .await
         }
     };
-    let ready = both(caught_up.clone(), tags_ready);
     let profiler = if config.publisher.profiler_url.is_empty() {
         None
     } else {
@@ -110,6 +109,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         Some(ProfileServiceClient::new(endpoint.connect_lazy()))
     };
     let writer = Arc::new(writer::Writer::new(producer, records));
+    let caught_up_ready = caught_up.clone();
     let scheduler = schedule::run(writer.clone(), caught_up, shutdown.token.clone());
     Ok(Component::new("publisher")
         .grpc(PolicyServiceServer::new(grpc::Publisher {
@@ -119,23 +119,11 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
             screen: Arc::new(screen),
             profiler,
         }))
-        .ready_when(ready)
+        .ready_when(caught_up_ready)
+        .ready_when(tags_ready)
         .task("policy-replay", replay)
         .task("tags-replica", tag_replica)
         .task("scheduler", scheduler))
-}
-
-/// True once both are.
-fn both(mut a: watch::Receiver<bool>, mut b: watch::Receiver<bool>) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        if a.wait_for(|v| *v).await.is_ok() && b.wait_for(|v| *v).await.is_ok() {
-            tx.send_replace(true);
-        }
-        // Keep the sender until nobody listens.
-        tx.closed().await;
-    });
-    rx
 }
 
 /// Runs the publisher alone on `listener` until `shutdown`.

@@ -72,26 +72,33 @@ impl Records {
     /// Folds one record of `policy.events`. Records other services wrote, or that do not
     /// decode, are skipped (logged): the publisher's state only follows its own events.
     pub fn apply(&self, record: TableRecord) {
-        let change = decode(&record);
         let partition = record.partition;
         let offset = record.offset;
+        // This reader is the only writer of the state, so what it folds here is still the
+        // current record when it is stored below.
+        let folded = decode(&record).and_then(|change| {
+            let state = self.state.read().expect("records lock");
+            let current = state.policies.get(change.policy_id()).map(|e| &e.record);
+            lifecycle::apply(current, &change).map(|next| (change, next))
+        });
+        if let Some((change, next)) = &folded {
+            // Before the change is visible (an RPC waiting for it then finds it searchable),
+            // and outside the lock, so readers are not held up by the index.
+            self.index(change, next);
+        }
         {
             let mut state = self.state.write().expect("records lock");
-            if let Some(change) = change {
+            if let Some((change, next)) = folded {
                 let id = change.policy_id().to_string();
-                let current = state.policies.get(&id).map(|e| &e.record);
-                if let Some(next) = lifecycle::apply(current, &change) {
-                    self.index(&change, &next);
-                    let (created, _) = position(&next);
-                    state.order.insert((Reverse(created), id.clone()));
-                    state.policies.insert(
-                        id,
-                        Entry {
-                            record: next,
-                            at: (partition, offset),
-                        },
-                    );
-                }
+                let (created, _) = position(&next);
+                state.order.insert((Reverse(created), id.clone()));
+                state.policies.insert(
+                    id,
+                    Entry {
+                        record: next,
+                        at: (partition, offset),
+                    },
+                );
             }
             let applied = state.applied.entry(partition).or_insert(-1);
             *applied = (*applied).max(offset);

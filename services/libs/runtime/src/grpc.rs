@@ -34,7 +34,8 @@ pub struct Component {
     grpc_services: Vec<&'static str>,
     registers: Vec<Register>,
     tasks: Vec<(&'static str, Task)>,
-    ready: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Every signal the component is ready on (all must turn true).
+    ready: Vec<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Component {
@@ -44,15 +45,16 @@ impl Component {
             grpc_services: Vec::new(),
             registers: Vec::new(),
             tasks: Vec::new(),
-            ready: None,
+            ready: Vec::new(),
         }
     }
 
     /// Reports the component's services (and the process) NOT_SERVING until `ready` turns
     /// true, e.g. until a replayed table caught up, so readiness probes hold traffic back;
-    /// calls that arrive meanwhile wait for it ([`WhenReady`]).
+    /// calls that arrive meanwhile wait for it ([`WhenReady`]). Called more than once, the
+    /// component is ready once every signal is.
     pub fn ready_when(mut self, ready: tokio::sync::watch::Receiver<bool>) -> Self {
-        self.ready = Some(ready);
+        self.ready.push(ready);
         self
     }
 
@@ -170,17 +172,18 @@ pub async fn serve(
     let mut names = Vec::new();
     // Components still loading; the process reports SERVING once none is.
     let loading = Arc::new(AtomicUsize::new(
-        components.iter().filter(|c| c.ready.is_some()).count(),
+        components.iter().filter(|c| !c.ready.is_empty()).count(),
     ));
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
     for component in components {
         names.push(component.name);
+        let ready = all_of(component.ready, &shutdown);
         for register in component.registers {
-            register(&mut routes, component.ready.clone());
+            register(&mut routes, ready.clone());
         }
-        match component.ready {
+        match ready {
             None => {
                 for service in &component.grpc_services {
                     health
@@ -281,6 +284,36 @@ pub async fn serve(
         anyhow::bail!("a background task failed; see the log above");
     }
     Ok(())
+}
+
+/// One signal that turns true once every one of `signals` has (none: no signal at all);
+/// it never does if one of them is dropped first, or at shutdown.
+fn all_of(
+    mut signals: Vec<tokio::sync::watch::Receiver<bool>>,
+    shutdown: &Shutdown,
+) -> Option<tokio::sync::watch::Receiver<bool>> {
+    if signals.len() <= 1 {
+        return signals.pop();
+    }
+    let (all, ready) = tokio::sync::watch::channel(false);
+    let token = shutdown.token.clone();
+    shutdown.tracker.spawn(async move {
+        let every = async {
+            for mut signal in signals {
+                if signal.wait_for(|ready| *ready).await.is_err() {
+                    return;
+                }
+            }
+            all.send_replace(true);
+            // Held until nobody listens, so the receivers keep reading true.
+            all.closed().await;
+        };
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = every => {}
+        }
+    });
+    Some(ready)
 }
 
 /// Collects field-level problems of a request and turns them into one
