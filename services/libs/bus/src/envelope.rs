@@ -56,6 +56,7 @@ event!(DeliveryRequested, Topic::DeliveryRequests);
 event!(DeliveryStatusChanged, Topic::DeliveryStatus);
 event!(AuditRecorded, Topic::Audit);
 event!(TagDefined, Topic::Tags);
+event!(RelayForwardRequested, Topic::RelayForwards);
 
 /// CloudEvents attributes of a record, as read from its headers.
 #[derive(Debug, Clone, Default)]

@@ -18,16 +18,20 @@ pub enum Topic {
     /// `TagDefined`, keyed by tag id; compacted: the latest record of an id is the tag
     /// (the operator-managed tag catalogue, which every service replays).
     Tags,
+    /// `RelayForwardRequested`, keyed by policy id: an association or park forwards a
+    /// relayed policy to its members (the profiler turns it into delivery requests).
+    RelayForwards,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::PolicyEvents,
         Topic::Profiles,
         Topic::DeliveryRequests,
         Topic::DeliveryStatus,
         Topic::Audit,
         Topic::Tags,
+        Topic::RelayForwards,
     ];
 
     /// The name without the deployment prefix.
@@ -39,6 +43,7 @@ impl Topic {
             Topic::DeliveryStatus => "delivery.status",
             Topic::Audit => "audit",
             Topic::Tags => "tags",
+            Topic::RelayForwards => "relay.forwards",
         }
     }
 
@@ -54,6 +59,8 @@ impl Topic {
 pub enum Group {
     /// The profiler's, on `policy.events` (it replays `profiles` without a group).
     Profiler,
+    /// The profiler's, on `relay.forwards`: forwarded policies reach the members.
+    ProfilerForwards,
     /// The relay's, on `policy.events`.
     Relay,
     /// The notifier's, on `delivery.requests`.
@@ -70,6 +77,7 @@ impl Group {
     pub const fn name(self) -> &'static str {
         match self {
             Group::Profiler => "zhida-profiler",
+            Group::ProfilerForwards => "zhida-profiler-forwards",
             Group::Relay => "zhida-relay",
             Group::Notifier => "zhida-notifier",
             Group::NotifierErasure => "zhida-notifier-erasure",
