@@ -20,7 +20,7 @@ use serde_json::Value;
 use zhida_audience::{Index, Rule, Subscription as IndexedSubscription, Subscriptions};
 use zhida_catalogue::Industries;
 use zhida_proto::events::v1::{
-    Channel, Citizen, Contact, Frequency, Profile, Subscription, profile::Details,
+    Channel, Citizen, Contact, Frequency, Profile, SubjectKind, Subscription, profile::Details,
 };
 
 use crate::document;
@@ -276,34 +276,7 @@ impl Directory {
             };
             let conditions = conditions.iter().map(|c| c.to_string()).collect();
             let explanation = self.explanation(&profile, target, conditions, &subscription_ids);
-            for channel in &explanation.channels {
-                let Some(contact) = reachable(&profile, *channel) else {
-                    continue;
-                };
-                recipients.push(Recipient {
-                    subject_id: profile.subject_id.clone(),
-                    display_name: profile.display_name.clone(),
-                    channel: *channel,
-                    address: contact.map_or_else(String::new, |c| c.address.clone()),
-                    sealed_address: contact.map_or_else(Vec::new, |c| c.sealed_address.clone()),
-                    reason: explanation.reason.clone(),
-                    frequency: if explanation.digest.contains(channel) {
-                        Frequency::DailyDigest
-                    } else {
-                        Frequency::Immediate
-                    },
-                    language: language(&profile).to_string(),
-                    subscription_id: profile
-                        .subscriptions
-                        .iter()
-                        .find(|s| {
-                            explanation.subscriptions.contains(&s.id)
-                                && s.channels.contains(&(*channel as i32))
-                        })
-                        .map(|s| s.id.clone())
-                        .unwrap_or_default(),
-                });
-            }
+            recipients.extend(recipients_of(&profile, &explanation));
         }
         Resolution {
             recipients,
@@ -320,14 +293,67 @@ impl Directory {
             .as_ref()
             .and_then(|rule| rule.explain(&document::profile(&profile)))
             .unwrap_or_default();
-        let subscription_ids: Vec<&str> = self
-            .subscriptions
+        let subscription_ids = self.subscribed(subject_id, target);
+        Some(self.explanation(&profile, target, conditions, &subscription_ids))
+    }
+
+    /// The subscriptions of `subject_id` whose tags and filter match `target`.
+    fn subscribed(&self, subject_id: &str, target: &Target) -> Vec<&str> {
+        self.subscriptions
             .of(subject_id)
             .filter(|s| s.tags.iter().any(|t| target.tags.contains(t)))
             .filter(|s| s.filter.is_none_or(|f| f.matches(&target.document)))
             .map(|s| s.id)
-            .collect();
-        Some(self.explanation(&profile, target, conditions, &subscription_ids))
+            .collect()
+    }
+
+    /// The enterprises whose profile names the relay subscriber `subscriber_id` in
+    /// `enterprise.<field>` (`parks` or `associations`): its members by their own account.
+    /// Read from the audience index, as a rule naming it would be.
+    pub fn naming(&self, field: &str, subscriber_id: &str) -> Vec<String> {
+        let rule = serde_json::json!({"enterprise": {field: [subscriber_id]}});
+        match Rule::from_json(&rule, &self.industries) {
+            Ok(rule) => self
+                .audience
+                .matching(&rule)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            // Exact strings under a known key always make a rule; an id too long for one
+            // names nobody.
+            Err(e) => {
+                tracing::warn!(subscriber_id, error = %e, "no members by profile");
+                Vec::new()
+            }
+        }
+    }
+
+    /// What the enterprise `subject_id` gets when a relay subscriber forwards `target` to
+    /// it ("政府+"): the deliveries a match of its profile by the policy's audience would
+    /// give (every channel it can be reached on, at once, with its contacts, language and
+    /// the subscription that covers each channel), the reason being `reason` (the forward).
+    /// `None` when there is no such profile, or it is not an enterprise's.
+    pub fn forwarded(
+        &self,
+        subject_id: &str,
+        target: &Target,
+        reason: &str,
+    ) -> Option<Vec<Recipient>> {
+        let profile = self.get(subject_id)?;
+        if profile.kind != SubjectKind::Enterprise as i32 {
+            return None;
+        }
+        let subscription_ids = self.subscribed(subject_id, target);
+        // The forward stands where the audience's conditions would: it reaches the member
+        // as the policy's audience reaches a profile it matches.
+        let mut explanation = self.explanation(
+            &profile,
+            target,
+            vec![reason.to_string()],
+            &subscription_ids,
+        );
+        explanation.reason = reason.to_string();
+        Some(recipients_of(&profile, &explanation).collect())
     }
 
     fn explanation(
@@ -388,6 +414,40 @@ impl Directory {
     }
 }
 
+/// The deliveries `explanation` gives `profile`: one per channel it names on which the
+/// profile can be reached, with the contact there.
+fn recipients_of<'a>(
+    profile: &'a Profile,
+    explanation: &'a Explanation,
+) -> impl Iterator<Item = Recipient> + 'a {
+    explanation.channels.iter().filter_map(move |channel| {
+        let contact = reachable(profile, *channel)?;
+        Some(Recipient {
+            subject_id: profile.subject_id.clone(),
+            display_name: profile.display_name.clone(),
+            channel: *channel,
+            address: contact.map_or_else(String::new, |c| c.address.clone()),
+            sealed_address: contact.map_or_else(Vec::new, |c| c.sealed_address.clone()),
+            reason: explanation.reason.clone(),
+            frequency: if explanation.digest.contains(channel) {
+                Frequency::DailyDigest
+            } else {
+                Frequency::Immediate
+            },
+            language: language(profile).to_string(),
+            subscription_id: profile
+                .subscriptions
+                .iter()
+                .find(|s| {
+                    explanation.subscriptions.contains(&s.id)
+                        && s.channels.contains(&(*channel as i32))
+                })
+                .map(|s| s.id.clone())
+                .unwrap_or_default(),
+        })
+    })
+}
+
 /// The language notices to `profile` are written in, if it has one.
 fn language(profile: &Profile) -> &str {
     match &profile.details {
@@ -413,7 +473,6 @@ fn reachable(profile: &Profile, channel: Channel) -> Option<Option<&Contact>> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use zhida_proto::events::v1::SubjectKind;
 
     use super::*;
 

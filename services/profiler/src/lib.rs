@@ -18,6 +18,8 @@
 //! - [`writer`]: profile writes, one at a time per subject across every replica;
 //! - [`contacts`]: contact addresses sealed under the subject's key, shredded on delete;
 //! - [`matcher`]: the `policy.events` handler that requests deliveries;
+//! - [`forwards`]: the `relay.forwards` handler: policies an association or park forwards
+//!   to its members ("政府+") are requested for them like a match;
 //! - [`grpc`]: the `ProfileService` handlers;
 //! - [`import`]: `ImportProfiles`, bulk upserts in checked chunks;
 //! - [`profile`], [`directory`], [`document`]: the pure model, its validation (against the
@@ -29,6 +31,7 @@ mod contacts;
 mod directory;
 pub mod document;
 mod error;
+mod forwards;
 mod grpc;
 mod import;
 mod matcher;
@@ -48,7 +51,8 @@ use zhida_store::Stores;
 pub use directory::{Directory, Explanation, Recipient, Resolution, Target};
 pub use profile::{credit_code, credit_code_check, is_email, is_mobile, subscription_id, validate};
 
-/// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` consumer.
+/// The profiler's gRPC routes, its `profiles` replay, and its `policy.events` and
+/// `relay.forwards` consumers.
 pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<Component> {
     let keyring = config
         .unsubscribe
@@ -102,6 +106,17 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         producer.clone(),
         shutdown.token.clone(),
     );
+    let forwards = zhida_bus::run_consumer(
+        config.kafka.clone(),
+        ConsumerSpec::new(Group::ProfilerForwards, Topic::RelayForwards),
+        forwards::Forwards {
+            replica: replica.clone(),
+            producer: producer.clone(),
+            caught_up: caught_up.clone(),
+        },
+        producer.clone(),
+        shutdown.token.clone(),
+    );
     let writer = writer::Writer::new(
         replica.clone(),
         producer,
@@ -121,7 +136,8 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         .ready_when(tags_ready)
         .task("profiles-replay", replay)
         .task("tags-replica", replicate_tags)
-        .task("policy-matcher", matcher))
+        .task("policy-matcher", matcher)
+        .task("relay-forwards", forwards))
 }
 
 /// Runs the profiler alone on `listener` until `shutdown`.

@@ -19,7 +19,11 @@ use zhida_catalogue::Industries;
 use zhida_proto::events::v1::{DeliveryRequested, PolicyPublished, PolicyRevised};
 use zhida_store::DeliveryKey;
 
-use crate::{directory::Target, document, replica::Replica};
+use crate::{
+    directory::{Recipient, Target},
+    document,
+    replica::Replica,
+};
 
 pub(crate) struct PolicyMatcher {
     pub replica: Arc<Replica>,
@@ -66,53 +70,71 @@ impl Handler for PolicyMatcher {
         );
         // Every request is acknowledged before the policy event counts as handled; on a
         // retry the same requests go out again, with the same ids, and the notifier dedups.
-        // A bounded window keeps a city-wide audience from filling the producer queue at
-        // once, and slides (no stall at batch boundaries), so librdkafka's queue stays full
-        // enough to batch.
-        let mut sending = FuturesUnordered::new();
-        for r in &resolution.recipients {
-            let event = DeliveryRequested {
-                policy_id: policy.policy_id.clone(),
-                recipient_id: r.subject_id.clone(),
-                channel: r.channel as i32,
-                address: r.address.clone(),
-                sealed_address: r.sealed_address.clone(),
-                recipient_name: r.display_name.clone(),
-                title: policy.title.clone(),
-                body: policy.body.clone(),
-                department: policy.department.clone(),
-                service_url: policy.service_url.clone(),
-                reason: r.reason.clone(),
-                frequency: r.frequency as i32,
-                language: r.language.clone(),
-                urgent: policy.urgent,
-                subscription_id: r.subscription_id.clone(),
-                version: policy.version.max(1),
-                ..DeliveryRequested::default()
-            };
-            // The event id is the delivery's one key, as the notifier's ledger spells it.
-            let id = DeliveryKey {
-                policy_id: policy.policy_id.clone(),
-                recipient_id: r.subject_id.clone(),
-                channel: r.channel,
-            }
-            .encoded();
-            sending.push(async move {
-                self.producer
-                    .emit_with_id(&event.recipient_id, &id, &event)
-                    .await
-            });
-            if sending.len() >= SEND_WINDOW
-                && let Some(sent) = sending.next().await
-            {
-                sent.map_err(HandleError::transient)?;
-            }
-        }
-        while let Some(sent) = sending.next().await {
+        request_all(
+            &self.producer,
+            resolution.recipients.iter().map(|r| {
+                // The event id is the delivery's one key, as the notifier's ledger spells it.
+                let id = DeliveryKey {
+                    policy_id: policy.policy_id.clone(),
+                    recipient_id: r.subject_id.clone(),
+                    channel: r.channel,
+                }
+                .encoded();
+                (id, delivery_request(&policy, r))
+            }),
+        )
+        .await
+    }
+}
+
+/// The request that delivers `policy` to `recipient` on its channel.
+pub(crate) fn delivery_request(policy: &PolicyPublished, r: &Recipient) -> DeliveryRequested {
+    DeliveryRequested {
+        policy_id: policy.policy_id.clone(),
+        recipient_id: r.subject_id.clone(),
+        channel: r.channel as i32,
+        address: r.address.clone(),
+        sealed_address: r.sealed_address.clone(),
+        recipient_name: r.display_name.clone(),
+        title: policy.title.clone(),
+        body: policy.body.clone(),
+        department: policy.department.clone(),
+        service_url: policy.service_url.clone(),
+        reason: r.reason.clone(),
+        frequency: r.frequency as i32,
+        language: r.language.clone(),
+        urgent: policy.urgent,
+        subscription_id: r.subscription_id.clone(),
+        version: policy.version.max(1),
+        ..DeliveryRequested::default()
+    }
+}
+
+/// Emits each (event id, request) on `delivery.requests`, keyed by recipient, and returns
+/// once every one was acknowledged. A bounded window keeps a city-wide audience from
+/// filling the producer queue at once, and slides (no stall at batch boundaries), so
+/// librdkafka's queue stays full enough to batch.
+pub(crate) async fn request_all(
+    producer: &Producer,
+    requests: impl Iterator<Item = (String, DeliveryRequested)>,
+) -> Result<(), HandleError> {
+    let mut sending = FuturesUnordered::new();
+    for (id, event) in requests {
+        sending.push(async move {
+            producer
+                .emit_with_id(&event.recipient_id, &id, &event)
+                .await
+        });
+        if sending.len() >= SEND_WINDOW
+            && let Some(sent) = sending.next().await
+        {
             sent.map_err(HandleError::transient)?;
         }
-        Ok(())
     }
+    while let Some(sent) = sending.next().await {
+        sent.map_err(HandleError::transient)?;
+    }
+    Ok(())
 }
 
 /// The policy version `record` asks to fan out: a publication, or a revision whose
