@@ -110,7 +110,8 @@ impl Sender {
             };
             // Withdrawn since it was held: never sent, and left out of the message.
             if self.cancelled(&request).await? {
-                self.cancel(&delivery(key, policy_id)).await?;
+                self.cancel(&delivery(key, policy_id), request.forward.as_ref())
+                    .await?;
                 continue;
             }
             let status = self
@@ -143,7 +144,8 @@ impl Sender {
                 let policy = delivery(key, &request.policy_id);
                 self.record(&policy, &outcome).await?;
                 self.delivered(request, key.channel, &outcome).await?;
-                self.report(&policy, outcome.clone()).await?;
+                self.report(&policy, outcome.clone(), request.forward.as_ref())
+                    .await?;
             }
         }
         self.digests

@@ -1,5 +1,7 @@
-//! `NotificationService`: where a delivery stands, read from the ledger: of a policy, or of
-//! a notice about it by its ledger id (`<policy>#rev<n>`, `<policy>#withdrawn`).
+//! `NotificationService`: where a delivery stands, read from the ledger: of a policy, of
+//! a notice about it by its ledger id (`<policy>#rev<n>`, `<policy>#withdrawn`), or of one
+//! forward of it (`<policy>#forward:<forward id>`: SENT when the forward made the delivery,
+//! ALREADY_RECEIVED when the recipient had it before).
 
 use std::sync::Arc;
 
@@ -16,6 +18,13 @@ use zhida_store::{DeliveryKey, DeliveryLedger};
 
 use crate::{error::Error, sender::is_id};
 
+/// Whether `text` is a forward's ledger id, as [`forward_key`](crate::sender::forward_key)
+/// spells it.
+fn is_forward(text: &str) -> bool {
+    text.split_once("#forward:")
+        .is_some_and(|(policy_id, forward_id)| is_id(policy_id) && is_id(forward_id))
+}
+
 pub(crate) struct Notifications {
     pub ledger: Arc<dyn DeliveryLedger>,
 }
@@ -29,11 +38,12 @@ impl NotificationService for Notifications {
         zhida_runtime::auth::authorize_subject(&request, &request.get_ref().recipient_id)?;
         let request = request.into_inner();
         let mut bad = FieldViolations::new();
-        if !crate::notice::is_item_id(&request.policy_id) {
+        if !crate::notice::is_item_id(&request.policy_id) && !is_forward(&request.policy_id) {
             bad.add(
                 "policy_id",
-                "required: a policy id (1–128 of A-Z a-z 0-9 _ . : -), or a notice's \
-                 <policy_id>#rev<n> or <policy_id>#withdrawn",
+                "required: a policy id (1–128 of A-Z a-z 0-9 _ . : -), a notice's \
+                 <policy_id>#rev<n> or <policy_id>#withdrawn, or a forward's \
+                 <policy_id>#forward:<forward_id>",
             );
         }
         if !is_id(&request.recipient_id) {
@@ -68,5 +78,38 @@ impl NotificationService for Notifications {
             state: state as i32,
             detail,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwards_status_is_asked_for_by_its_ledger_id() {
+        let key = DeliveryKey {
+            policy_id: "p-1".into(),
+            recipient_id: "e-1".into(),
+            channel: Channel::Email,
+        };
+        let forward = zhida_proto::events::v1::RelayForward {
+            forward_id: "5f0c-uuid".into(),
+            ..Default::default()
+        };
+        let own = crate::sender::forward_key(&key, &forward);
+        assert!(is_forward(&own.policy_id), "{}", own.policy_id);
+        assert!(
+            !crate::notice::is_item_id(&own.policy_id),
+            "never an inbox item"
+        );
+        for text in [
+            "p-1",
+            "p-1#forward:",
+            "#forward:f",
+            "p-1#forward:a|b",
+            "p-1#rev2",
+        ] {
+            assert!(!is_forward(text), "{text}");
+        }
     }
 }

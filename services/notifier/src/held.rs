@@ -101,15 +101,10 @@ impl Sender {
                 channel: key.channel,
             };
             if self.cancelled(&request).await? {
-                self.cancel(&delivery).await?;
+                self.cancel(&delivery, request.forward.as_ref()).await?;
                 continue;
             }
-            let request = self.current(request).await?;
-            let outcome = self
-                .once(&delivery, || self.send_opened(&*channel, &request))
-                .await?;
-            self.delivered(&request, key.channel, &outcome).await?;
-            self.report(&delivery, outcome).await?;
+            self.send(&delivery, &*channel, request).await?;
         }
         tracing::info!(
             recipient_id = key.recipient_id,

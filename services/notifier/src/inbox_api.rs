@@ -137,6 +137,8 @@ impl InboxService for InboxApi {
             state: DeliveryState::Read as i32,
             detail: String::new(),
             at: None,
+            // The page's item is the policy's, however many forwards reached it.
+            forward: None,
         };
         let id = format!("{}|{}", key.encoded(), status.state);
         self.producer

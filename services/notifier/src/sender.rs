@@ -8,13 +8,22 @@
 //! out as its latest version. Nothing of a withdrawn policy goes out any more
 //! but its withdrawal notice: a request, held digest entry or held SMS of it ends
 //! CANCELLED ("policy withdrawn"), nothing sent.
+//!
+//! A forwarded request (`forward` set: an association or park forwarded the policy to its
+//! member, "政府+") takes the same path under the same key, so it is deduplicated against
+//! every earlier delivery of the policy to the recipient on the channel (a direct push,
+//! another forward): when that one is done the forward sends nothing and ends
+//! ALREADY_RECEIVED. The forward's own outcome is recorded as well, under its own ledger
+//! key ([`forward_key`]), so a redelivered forward repeats what became of it (SENT, or
+//! ALREADY_RECEIVED) rather than mistaking its own send for an earlier one. Every status of
+//! a forwarded request carries its `forward`.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use zhida_bus::{HandleError, Handler, Producer, Record};
 use zhida_proto::events::v1::{
     Channel, DeliveryRequested, DeliveryState, DeliveryStatusChanged, Frequency, Notice,
-    PolicyRevised,
+    PolicyRevised, RelayForward,
 };
 use zhida_store::{
     Begin, DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Outcome, OutcomeState,
@@ -22,12 +31,15 @@ use zhida_store::{
 };
 
 use crate::{
-    channel::{Attempt, Channels},
+    channel::{Attempt, Channel as ChannelSender, Channels},
     notice::{delivery_key, notice_of},
 };
 
 /// The detail of a delivery that was not made because its policy was withdrawn.
 pub(crate) const WITHDRAWN: &str = "policy withdrawn";
+
+/// The detail of a forward not sent because the recipient already had the policy there.
+pub(crate) const ALREADY_RECEIVED: &str = "already received";
 
 /// The state a recorded outcome is reported as.
 pub(crate) fn delivery_state(state: OutcomeState) -> DeliveryState {
@@ -36,6 +48,39 @@ pub(crate) fn delivery_state(state: OutcomeState) -> DeliveryState {
         OutcomeState::Failed => DeliveryState::Failed,
         OutcomeState::Undeliverable => DeliveryState::Undeliverable,
         OutcomeState::Cancelled => DeliveryState::Cancelled,
+        OutcomeState::AlreadyReceived => DeliveryState::AlreadyReceived,
+    }
+}
+
+/// The `delivery.status` event reporting `outcome` of `key`, and its id: the outcome's,
+/// and the forward's when the delivery was forwarded (each forward's status is its own).
+pub(crate) fn status_event(
+    key: &DeliveryKey,
+    outcome: Outcome,
+    forward: Option<&RelayForward>,
+) -> (String, DeliveryStatusChanged) {
+    let status = DeliveryStatusChanged {
+        policy_id: key.policy_id.clone(),
+        recipient_id: key.recipient_id.clone(),
+        channel: key.channel as i32,
+        state: delivery_state(outcome.state) as i32,
+        detail: outcome.detail,
+        at: None,
+        forward: forward.cloned(),
+    };
+    let id = match forward {
+        None => format!("{}|{}", key.encoded(), status.state),
+        Some(f) => format!("{}|{}|{}", key.encoded(), status.state, f.forward_id),
+    };
+    (id, status)
+}
+
+/// The ledger key of `forward`'s own outcome for the delivery `key`: `<key's policy
+/// id>#forward:<forward id>`, never a policy's or a notice's (`#forward:` is neither).
+pub(crate) fn forward_key(key: &DeliveryKey, forward: &RelayForward) -> DeliveryKey {
+    DeliveryKey {
+        policy_id: format!("{}#forward:{}", key.policy_id, forward.forward_id),
+        ..key.clone()
     }
 }
 
@@ -80,12 +125,31 @@ impl Handler for Sender {
         };
         let notice = notice_of(&request)
             .ok_or_else(|| HandleError::permanent(format!("unknown notice {}", request.notice)))?;
-        let key = delivery_key(&request, notice, channel);
-        if self.cancelled(&request).await? {
-            return self.cancel(&key).await;
+        if let Some(forward) = &request.forward
+            && !is_id(&forward.forward_id)
+        {
+            return Err(HandleError::permanent(
+                "forward_id must be 1–128 of A-Z a-z 0-9 _ . : -",
+            ));
         }
-        // A notice goes out at once: it is about something the recipient already has.
+        let key = delivery_key(&request, notice, channel);
+        let forward = request.forward.as_ref();
+        if self.cancelled(&request).await? {
+            return self.cancel(&key, forward).await;
+        }
+        // A forward the recipient already had (or this one, redelivered) ends here, before
+        // it could wait in a batch.
+        if let Some(forward) = forward
+            && let Some(outcome) = self
+                .forward_settled(&key, &forward_key(&key, forward))
+                .await?
+        {
+            return self.report(&key, outcome, Some(forward)).await;
+        }
+        // A notice goes out at once: it is about something the recipient already has; so
+        // does a forward (a digest is one message under its own ledger entry).
         if notice == Notice::PolicyUnspecified
+            && forward.is_none()
             && request.frequency == Frequency::DailyDigest as i32
             && sender.has_digest()
         {
@@ -97,12 +161,7 @@ impl Handler for Sender {
             tracing::debug!(until, "held until the channel's quiet hours end");
             return self.hold(&self.held, &key, &request).await;
         }
-        let request = self.current(request).await?;
-        let outcome = self
-            .once(&key, || self.send_opened(&*sender, &request))
-            .await?;
-        self.delivered(&request, channel, &outcome).await?;
-        self.report(&key, outcome).await
+        self.send(&key, &*sender, request).await
     }
 }
 
@@ -144,7 +203,16 @@ impl Sender {
     where
         F: Future<Output = Attempt>,
     {
-        let token = match self
+        match self.begin(key).await? {
+            Ok(outcome) => Ok(outcome),
+            Err(token) => self.attempt(key, &token, None, send).await,
+        }
+    }
+
+    /// Takes the lease of `key`: `Err(token)` when this sender holds it now, `Ok(outcome)`
+    /// when the delivery is done; retried later while another sender holds it.
+    async fn begin(&self, key: &DeliveryKey) -> Result<Result<Outcome, String>, HandleError> {
+        match self
             .ledger
             .begin(key, self.lease)
             .await
@@ -156,19 +224,33 @@ impl Sender {
                     recipient_id = key.recipient_id,
                     "already delivered; status repeated"
                 );
-                return Ok(outcome);
+                Ok(Ok(outcome))
             }
-            Begin::InFlight => {
-                return Err(HandleError::transient("another sender holds this delivery"));
-            }
-            Begin::Acquired(token) => token,
-        };
+            Begin::InFlight => Err(HandleError::transient("another sender holds this delivery")),
+            Begin::Acquired(token) => Ok(Err(token)),
+        }
+    }
+
+    /// Sends under the lease `token` of `key` and records the outcome: first under `own`
+    /// (a forward's own key), when given, then under `key`. In that order, a crash between
+    /// the two leaves the forward knowing it sent, and [`forward_settled`](Self::forward_settled)
+    /// finishes `key` on the redelivery.
+    async fn attempt<F>(
+        &self,
+        key: &DeliveryKey,
+        token: &str,
+        own: Option<&DeliveryKey>,
+        send: impl FnOnce() -> F,
+    ) -> Result<Outcome, HandleError>
+    where
+        F: Future<Output = Attempt>,
+    {
         let (state, detail) = match send().await {
             Attempt::Sent { detail } => (OutcomeState::Sent, detail),
             Attempt::Refused { detail } => (OutcomeState::Failed, detail),
             Attempt::Undeliverable { detail } => (OutcomeState::Undeliverable, detail),
             Attempt::Retry { detail } => {
-                if let Err(e) = self.ledger.abandon(key, &token).await {
+                if let Err(e) = self.ledger.abandon(key, token).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
                 }
                 return Err(HandleError::Transient(detail));
@@ -184,8 +266,112 @@ impl Sender {
             );
         }
         let outcome = Outcome { state, detail };
+        if let Some(own) = own {
+            self.record(own, &outcome).await?;
+        }
         self.record(key, &outcome).await?;
         Ok(outcome)
+    }
+
+    /// Sends `request` (as its latest revision) on `channel` at most once under `key`,
+    /// records its recipient and reports the outcome; a forwarded request only when its
+    /// recipient has not had the policy there yet (see the module's documentation).
+    pub(crate) async fn send(
+        &self,
+        key: &DeliveryKey,
+        channel: &dyn ChannelSender,
+        request: DeliveryRequested,
+    ) -> Result<(), HandleError> {
+        let request = self.current(request).await?;
+        let outcome = self.send_once(key, channel, &request).await?;
+        self.delivered(&request, key.channel, &outcome).await?;
+        self.report(key, outcome, request.forward.as_ref()).await
+    }
+
+    /// The outcome of `request` under `key`: sent now at most once, or what it came to
+    /// before; a forward's is ALREADY_RECEIVED when the delivery was made before it.
+    async fn send_once(
+        &self,
+        key: &DeliveryKey,
+        channel: &dyn ChannelSender,
+        request: &DeliveryRequested,
+    ) -> Result<Outcome, HandleError> {
+        let send = || self.send_opened(channel, request);
+        let Some(forward) = &request.forward else {
+            return self.once(key, send).await;
+        };
+        let own = forward_key(key, forward);
+        if let Some(outcome) = self.forward_settled(key, &own).await? {
+            return Ok(outcome);
+        }
+        match self.begin(key).await? {
+            Ok(earlier) => self.settle_forward(&own, earlier).await,
+            Err(token) => self.attempt(key, &token, Some(&own), send).await,
+        }
+    }
+
+    /// What became of a forward's delivery `key` without sending, if anything did: its own
+    /// recorded outcome (`own`: a redelivered forward), or the delivery's when that is done
+    /// already (directly, or by another forward); `None` while it is still to be made.
+    pub(crate) async fn forward_settled(
+        &self,
+        key: &DeliveryKey,
+        own: &DeliveryKey,
+    ) -> Result<Option<Outcome>, HandleError> {
+        let status = |key| async move {
+            self.ledger
+                .status(key)
+                .await
+                .map_err(HandleError::transient)
+        };
+        if let Some(zhida_store::Status::Done(outcome)) = status(own).await? {
+            if outcome.state != OutcomeState::AlreadyReceived {
+                // This forward made the delivery: `key` may have missed its record in a
+                // crash (first record wins: a no-op otherwise).
+                self.record(key, &outcome).await?;
+            }
+            return Ok(Some(outcome));
+        }
+        match status(key).await? {
+            Some(zhida_store::Status::Done(earlier)) => {
+                Ok(Some(self.settle_forward(own, earlier).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Records under `own` what a forward's delivery comes to when the delivery was done
+    /// before it with `earlier`: ALREADY_RECEIVED when that was sent, the same outcome
+    /// otherwise (a failure, a withdrawal). The first record wins, and is returned.
+    async fn settle_forward(
+        &self,
+        own: &DeliveryKey,
+        earlier: Outcome,
+    ) -> Result<Outcome, HandleError> {
+        let outcome = if earlier.state == OutcomeState::Sent {
+            Outcome {
+                state: OutcomeState::AlreadyReceived,
+                detail: ALREADY_RECEIVED.into(),
+            }
+        } else {
+            earlier
+        };
+        self.record(own, &outcome).await?;
+        tracing::info!(
+            policy_id = own.policy_id,
+            recipient_id = own.recipient_id,
+            outcome = ?outcome.state,
+            "forward not sent: the recipient's delivery was made before it"
+        );
+        match self
+            .ledger
+            .status(own)
+            .await
+            .map_err(HandleError::transient)?
+        {
+            Some(zhida_store::Status::Done(recorded)) => Ok(recorded),
+            _ => Ok(outcome),
+        }
     }
 
     /// The latest revision kept for `policy_id`, if any.
@@ -228,7 +414,11 @@ impl Sender {
     /// Ends the delivery `key` of a withdrawn policy CANCELLED, nothing sent, and reports
     /// it, under the ledger lease like a send; one already done (sent before the
     /// withdrawal) keeps and reports its outcome, one being sent right now is retried.
-    pub(crate) async fn cancel(&self, key: &DeliveryKey) -> Result<(), HandleError> {
+    pub(crate) async fn cancel(
+        &self,
+        key: &DeliveryKey,
+        forward: Option<&RelayForward>,
+    ) -> Result<(), HandleError> {
         let outcome = match self
             .ledger
             .begin(key, self.lease)
@@ -253,7 +443,7 @@ impl Sender {
                 outcome
             }
         };
-        self.report(key, outcome).await
+        self.report(key, outcome, forward).await
     }
 
     /// After `request` went out with `outcome`: a policy that was sent records its
@@ -337,7 +527,7 @@ impl Sender {
             .await
             .map_err(HandleError::transient)?
         {
-            return self.report(key, outcome).await;
+            return self.report(key, outcome, request.forward.as_ref()).await;
         }
         let digest = DigestKey {
             recipient_id: key.recipient_id.clone(),
@@ -359,21 +549,15 @@ impl Sender {
         Ok(())
     }
 
-    /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's).
+    /// Emits the outcome on `delivery.status` (idempotent: the event id is the outcome's,
+    /// and the forward's when the delivery was forwarded).
     pub(crate) async fn report(
         &self,
         key: &DeliveryKey,
         outcome: Outcome,
+        forward: Option<&RelayForward>,
     ) -> Result<(), HandleError> {
-        let status = DeliveryStatusChanged {
-            policy_id: key.policy_id.clone(),
-            recipient_id: key.recipient_id.clone(),
-            channel: key.channel as i32,
-            state: delivery_state(outcome.state) as i32,
-            detail: outcome.detail,
-            at: None,
-        };
-        let id = format!("{}|{}", key.encoded(), status.state);
+        let (id, status) = status_event(key, outcome, forward);
         self.producer
             .emit_with_id(&key.recipient_id, &id, &status)
             .await
@@ -519,6 +703,117 @@ mod tests {
             ..held
         };
         assert_eq!(revised_request(notice.clone(), &revised(3)), notice);
+    }
+
+    fn forwarded(policy: &str, forward_id: &str) -> DeliveryRequested {
+        DeliveryRequested {
+            policy_id: policy.into(),
+            recipient_id: "c-1".into(),
+            channel: Channel::Inbox as i32,
+            reason: "经 杨浦区软件行业协会 转发".into(),
+            forward: Some(RelayForward {
+                forward_id: forward_id.into(),
+                subscriber_id: "assoc-soft".into(),
+                subscriber_name: "杨浦区软件行业协会".into(),
+                note: String::new(),
+            }),
+            ..DeliveryRequested::default()
+        }
+    }
+
+    async fn forward(sender: &Sender, request: &DeliveryRequested) -> Outcome {
+        let channel = sender
+            .channels
+            .get(Channel::Inbox)
+            .cloned()
+            .expect("registered");
+        sender
+            .send_once(&key(&request.policy_id), &*channel, request)
+            .await
+            .expect("settled")
+    }
+
+    #[tokio::test]
+    async fn a_forward_of_a_policy_already_received_sends_nothing_and_says_so() {
+        let (sender, sends) = sender(vec![Attempt::Sent {
+            detail: "ok".into(),
+        }]);
+        // Received directly first.
+        attempt(&sender, &key("p-1")).await.expect("sent");
+        let f1 = forwarded("p-1", "f-1");
+        let outcome = forward(&sender, &f1).await;
+        assert_eq!(outcome.state, OutcomeState::AlreadyReceived);
+        assert_eq!(sends.load(Ordering::SeqCst), 1, "nothing more sent");
+        // Redelivered: the same, still nothing sent; another forward: the same.
+        assert_eq!(forward(&sender, &f1).await, outcome);
+        assert_eq!(forward(&sender, &forwarded("p-1", "f-2")).await, outcome);
+        assert_eq!(sends.load(Ordering::SeqCst), 1);
+        let (id, status) = status_event(&key("p-1"), outcome, f1.forward.as_ref());
+        assert_eq!(status.state, DeliveryState::AlreadyReceived as i32);
+        assert_eq!(status.forward, f1.forward);
+        assert_eq!(
+            id, "p-1|c-1|inbox|7|f-1",
+            "each forward's status is its own"
+        );
+        // The policy's own delivery keeps its outcome.
+        assert_eq!(
+            sender.ledger.status(&key("p-1")).await.expect("status"),
+            Some(zhida_store::Status::Done(Outcome {
+                state: OutcomeState::Sent,
+                detail: "ok".into()
+            }))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forward_sends_once_then_direct_requests_and_other_forwards_are_duplicates() {
+        let (sender, sends) = sender(vec![Attempt::Sent {
+            detail: "ok".into(),
+        }]);
+        let f1 = forwarded("p-2", "f-1");
+        let sent = forward(&sender, &f1).await;
+        assert_eq!(sent.state, OutcomeState::Sent);
+        let (id, status) = status_event(&key("p-2"), sent.clone(), f1.forward.as_ref());
+        assert_eq!(status.state, DeliveryState::Sent as i32);
+        assert_eq!(status.forward, f1.forward, "the status names the forward");
+        assert_eq!(id, "p-2|c-1|inbox|1|f-1");
+        // Redelivered: its own outcome again (not "already received"), nothing sent.
+        assert_eq!(forward(&sender, &f1).await, sent);
+        // Another forward: already received; a direct request: the recorded send.
+        assert_eq!(
+            forward(&sender, &forwarded("p-2", "f-2")).await.state,
+            OutcomeState::AlreadyReceived
+        );
+        assert_eq!(attempt(&sender, &key("p-2")).await.expect("recorded"), sent);
+        assert_eq!(sends.load(Ordering::SeqCst), 1, "sent once");
+        let (id, status) = status_event(&key("p-2"), sent, None);
+        assert_eq!((id.as_str(), status.forward), ("p-2|c-1|inbox|1", None));
+    }
+
+    #[tokio::test]
+    async fn a_forward_whose_send_was_recorded_only_as_its_own_finishes_the_delivery() {
+        let (sender, sends) = sender(vec![]);
+        let f1 = forwarded("p-3", "f-1");
+        let sent = Outcome {
+            state: OutcomeState::Sent,
+            detail: "ok".into(),
+        };
+        // A crash between the two records of a forward's send.
+        sender
+            .ledger
+            .finish(
+                &forward_key(&key("p-3"), f1.forward.as_ref().expect("set")),
+                &sent,
+            )
+            .await
+            .expect("recorded");
+        assert_eq!(forward(&sender, &f1).await, sent, "its own outcome");
+        assert_eq!(
+            sender.ledger.status(&key("p-3")).await.expect("status"),
+            Some(zhida_store::Status::Done(sent)),
+            "and a direct request now finds it done"
+        );
+        assert_eq!(sends.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

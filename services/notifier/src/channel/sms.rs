@@ -525,6 +525,8 @@ async fn report_receipt(provider: &str, receipt: Receipt, sink: &ReceiptSink) {
                 .unwrap_or_default()
         ),
         at: Some(zhida_proto::timestamp_now()),
+        // A receipt is the message's, which went out once whoever asked for it.
+        forward: None,
     };
     // The same id as the sender's statuses use: a receipt sent twice, or two failed
     // segments, are one event to consumers that dedup by id.

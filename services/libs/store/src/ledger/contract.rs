@@ -89,6 +89,7 @@ pub async fn ledger_gives_each_delivery_to_one_sender(ledger: &dyn DeliveryLedge
         OutcomeState::Failed,
         OutcomeState::Undeliverable,
         OutcomeState::Cancelled,
+        OutcomeState::AlreadyReceived,
     ]
     .into_iter()
     .enumerate()

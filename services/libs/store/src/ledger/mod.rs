@@ -61,6 +61,10 @@ pub enum OutcomeState {
     Undeliverable,
     /// Not sent, and never to be: the policy was withdrawn before it went out.
     Cancelled,
+    /// Not sent: a forward's delivery ("政府+") whose recipient already had the policy on
+    /// this channel (directly, or through another forward). Recorded under the forward's
+    /// own key, never the policy's.
+    AlreadyReceived,
 }
 
 /// How a delivery ended.
@@ -103,7 +107,7 @@ pub trait DeliveryLedger: Send + Sync {
 const IN_FLIGHT: &str = "inflight:";
 
 /// Ledger values: `inflight:<token>`, `sent:<detail>`, `failed:<detail>`,
-/// `undeliverable:<detail>` or `cancelled:<detail>`.
+/// `undeliverable:<detail>`, `cancelled:<detail>` or `already-received:<detail>`.
 fn parse(value: &str) -> Status {
     if value.starts_with(IN_FLIGHT) {
         return Status::InFlight;
@@ -113,6 +117,7 @@ fn parse(value: &str) -> Status {
         "failed" => OutcomeState::Failed,
         "undeliverable" => OutcomeState::Undeliverable,
         "cancelled" => OutcomeState::Cancelled,
+        "already-received" => OutcomeState::AlreadyReceived,
         _ => OutcomeState::Sent,
     };
     Status::Done(Outcome {
@@ -127,6 +132,7 @@ fn render(outcome: &Outcome) -> String {
         OutcomeState::Failed => "failed",
         OutcomeState::Undeliverable => "undeliverable",
         OutcomeState::Cancelled => "cancelled",
+        OutcomeState::AlreadyReceived => "already-received",
     };
     format!("{state}:{}", outcome.detail)
 }

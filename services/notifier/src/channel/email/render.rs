@@ -400,6 +400,30 @@ mod tests {
     }
 
     #[test]
+    fn a_forwards_note_stays_in_the_body_escaped_however_it_is_written() {
+        let forwarded = DeliveryRequested {
+            reason: "经 杨浦区软件行业协会 转发：请注意<script>alert(1)</script>\r\nBcc: all@example.cn\n\n第二段"
+                .into(),
+            ..request()
+        };
+        let message = renderer().notice(&forwarded).expect("renders");
+        let raw = raw(&message);
+        let headers = &raw[..raw.find("\r\n\r\n").expect("a header block")];
+        assert!(!headers.contains("Bcc"), "{headers}");
+        assert!(
+            !headers.contains("杨浦区软件行业协会"),
+            "the note is not a header"
+        );
+        let (plain, html) = parts(&message);
+        assert!(
+            plain.contains("经 杨浦区软件行业协会 转发：请注意"),
+            "{plain}"
+        );
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+    }
+
+    #[test]
     fn the_profile_language_picks_the_templates_and_unknown_ones_fall_back_to_zh() {
         let en = DeliveryRequested {
             language: "en".into(),
