@@ -7,12 +7,15 @@
 #            127.0.0.1:$ZHIDA_SMPP_PORTS (2775,2776), HTTP control API on
 #            127.0.0.1:$ZHIDA_SMSC_CONTROL_PORT (2780), each accepted submit_sm one JSON line in
 #            $ZHIDA_RUN_DIR/sms/<port>.jsonl, receipts in <port>.receipts.jsonl (deploy/smsc/README.md)
-# Missing software is installed on first use (apt for redis/postfix, cargo for tansu, `npm ci`
-# into deploy/smsc/node_modules for the SMSC); Node.js and npm must be on the machine.
+# and, not a server but run by the tests themselves, a Python venv for the test peers
+# (tests/peers: the webhook receiver verifies with PyPI's standardwebhooks), $ZHIDA_WEBHOOK_PYTHON.
+# Missing software is installed on first use (apt for redis/postfix/python3-venv, cargo for
+# tansu, `npm ci` into deploy/smsc/node_modules for the SMSC, pip into the venv);
+# Node.js and npm must be on the machine.
 # Idempotent: whatever already listens on a port is left alone; `down` only stops
 # processes this script started (tracked by pid files in $ZHIDA_RUN_DIR).
 #
-# Usage: deploy/servers.sh up|down|status|env
+# Usage: deploy/servers.sh up|down|status|env|tools   (tools: only install what is missing)
 #        eval "$(deploy/servers.sh env)"   # exports ZHIDA_TEST_* for the tests
 set -euo pipefail
 
@@ -29,6 +32,8 @@ SMPP_PORTS=${ZHIDA_SMPP_PORTS:-2775,2776}
 SMSC_CONTROL_PORT=${ZHIDA_SMSC_CONTROL_PORT:-2780}
 SMSC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/smsc" && pwd)
 SMS_DUMP=$RUN_DIR/sms
+PY_VENV=$CACHE/tools/py
+PEER_REQUIREMENTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/peers" && pwd)/requirements.txt
 START_TIMEOUT=30
 
 log() { echo "[servers] $*" >&2; }
@@ -185,6 +190,33 @@ smpp_addrs() { # 127.0.0.1:2775,127.0.0.1:2776
     (IFS=,; echo "${out[*]}")
 }
 
+# ---------------------------------------------------------------- Python venv for tests/peers
+# A venv with tests/peers/requirements.txt, (re)made when that file changes (a copy of the
+# one installed is kept in the venv); under a lock, as parallel `up`s may share the cache.
+py_installed() {
+    cmp -s "$PEER_REQUIREMENTS" "$PY_VENV/zhida-requirements.txt" 2>/dev/null && [[ -x $PY_VENV/bin/python ]]
+}
+
+install_py() {
+    py_installed && return
+    mkdir -p "$CACHE/tools"
+    exec 8>"$CACHE/tools/py.lock"
+    flock 8
+    if ! py_installed; then
+        # Debian's python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
+        if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+            log "python: installing python3-venv via apt"
+            apt_install python3-venv
+        fi
+        log "python: making the venv $PY_VENV for $PEER_REQUIREMENTS"
+        python3 -m venv --clear "$PY_VENV" >&2 || die "python: could not make the venv $PY_VENV"
+        "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+            -r "$PEER_REQUIREMENTS" >&2 || die "python: pip install -r $PEER_REQUIREMENTS failed"
+        cp "$PEER_REQUIREMENTS" "$PY_VENV/zhida-requirements.txt"
+    fi
+    exec 8>&-
+}
+
 # ---------------------------------------------------------------- commands
 stop() {
     local pid
@@ -213,7 +245,14 @@ up)
     up_smtp
     up_kafka
     up_smsc
+    install_py
     log "all up"
+    ;;
+tools)
+    install_tansu
+    install_smsc
+    install_py
+    log "tools installed"
     ;;
 down)
     stop smsc
@@ -240,10 +279,11 @@ env)
         ZHIDA_TEST_SMTP_DUMP "$SMTP_DUMP" \
         ZHIDA_TEST_SMPP "$(smpp_addrs)" \
         ZHIDA_TEST_SMSC_CONTROL "http://127.0.0.1:$SMSC_CONTROL_PORT" \
-        ZHIDA_TEST_SMS_DUMP "$SMS_DUMP"
+        ZHIDA_TEST_SMS_DUMP "$SMS_DUMP" \
+        ZHIDA_WEBHOOK_PYTHON "$PY_VENV/bin/python"
     ;;
 *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|tools" >&2
     exit 2
     ;;
 esac

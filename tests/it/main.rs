@@ -24,3 +24,4 @@ mod sms;
 mod tags;
 mod tls;
 mod trace;
+mod webhook_peer;
