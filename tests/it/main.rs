@@ -11,6 +11,7 @@ mod digest;
 mod dkim;
 mod e2e;
 mod email;
+mod forwards;
 mod helpers;
 mod import;
 mod inbox;
