@@ -5,4 +5,5 @@
 pub use crate::{
     digest::contract::*, feed::contract::*, inbox::contract::*, keys::contract::*,
     lease::contract::*, ledger::contract::*, receipt::contract::*, recipients::contract::*,
+    relay::contract::*,
 };

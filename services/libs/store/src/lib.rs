@@ -12,7 +12,10 @@
 //! - [`SubjectKeys`]: each subject's data key, which seals its contact addresses and which
 //!   deleting the profile destroys;
 //! - [`PolicyRecipients`]: who received each policy on which channel (for its revision and
-//!   withdrawal notices), and which policies were withdrawn.
+//!   withdrawal notices), and which policies were withdrawn;
+//! - [`SubscriberRegistry`], [`WebhookOutbox`], [`RelayReach`] and [`FeedSignals`]: the
+//!   relay's subscribers, their webhook queues, how far each policy went through them, and
+//!   the signal that a subscriber's feed has something new.
 //!
 //! The crate is organised by store, not by backend: each store is one folder, `mod.rs`
 //! with its trait, key and value types, `redis.rs` and `memory.rs` with its two
@@ -30,6 +33,7 @@ mod lease;
 mod ledger;
 mod receipt;
 mod recipients;
+mod relay;
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,6 +51,12 @@ pub use ledger::{
 };
 pub use receipt::{MemoryReceiptIndex, ReceiptIndex, ReceiptTarget, RedisReceiptIndex};
 pub use recipients::{MemoryPolicyRecipients, PolicyRecipients, Recipient, RedisPolicyRecipients};
+pub use relay::{
+    Enqueued, FeedSignals, MemoryFeedSignals, MemoryRelayReach, MemorySubscriberRegistry,
+    MemoryWebhookOutbox, OutboxMessage, OutboxStats, Queued, ReachMark, RedisFeedSignals,
+    RedisRelayReach, RedisSubscriberRegistry, RedisWebhookOutbox, RelayReach, StoredReach,
+    SubscriberRegistry, WebhookOutbox,
+};
 use zhida_proto::events::v1::Channel;
 use zhida_runtime::config::{StoreBackend, StoreConfig};
 
@@ -170,6 +180,55 @@ impl Stores {
                 &self.config.key_prefix,
             )),
             None => Arc::new(MemoryInbox::default()),
+        }
+    }
+
+    /// The relay's subscribers under `<key_prefix>relay-subscribers`. In memory they live in
+    /// the handle: open it once.
+    pub fn subscriber_registry(&self) -> Arc<dyn SubscriberRegistry> {
+        match &self.redis {
+            Some((_, conn)) => Arc::new(RedisSubscriberRegistry::new(
+                conn.clone(),
+                &self.config.key_prefix,
+            )),
+            None => Arc::new(MemorySubscriberRegistry::default()),
+        }
+    }
+
+    /// The relay's webhook queues under `<key_prefix>outbox…`. In memory they live in the
+    /// handle: open it once.
+    pub fn webhook_outbox(&self) -> Arc<dyn WebhookOutbox> {
+        match &self.redis {
+            Some((_, conn)) => Arc::new(RedisWebhookOutbox::new(
+                conn.clone(),
+                &self.config.key_prefix,
+            )),
+            None => Arc::new(MemoryWebhookOutbox::default()),
+        }
+    }
+
+    /// The relay's reach under `<key_prefix>reach…`. In memory it lives in the handle: open
+    /// it once.
+    pub fn relay_reach(&self) -> Arc<dyn RelayReach> {
+        match &self.redis {
+            Some((_, conn)) => {
+                Arc::new(RedisRelayReach::new(conn.clone(), &self.config.key_prefix))
+            }
+            None => Arc::new(MemoryRelayReach::default()),
+        }
+    }
+
+    /// Feed signals on the pub/sub channel `<key_prefix>feed-signals`. On Redis each handle
+    /// holds a pub/sub connection and a task (so call it inside a tokio runtime, once per
+    /// process); in memory, every component of the process shares them.
+    pub fn feed_signals(&self) -> Arc<dyn FeedSignals> {
+        match &self.redis {
+            Some((client, conn)) => Arc::new(RedisFeedSignals::new(
+                client.clone(),
+                conn.clone(),
+                &format!("{}feed-signals", self.config.key_prefix),
+            )),
+            None => MemoryFeedSignals::shared(&self.config.key_prefix),
         }
     }
 

@@ -65,3 +65,42 @@ pub async fn feed_states_change_in_place(feed: &dyn Feed) {
     assert_eq!(entries.len(), 1, "states append nothing");
     assert_eq!(entries[0].payload, b"item");
 }
+
+/// Clearing a feed deletes it whole: entries, states and the ids appended (an id may be
+/// appended again), and nothing of another feed.
+pub async fn feed_clear_deletes_the_whole_feed(feed: &dyn Feed, other: &dyn Feed) {
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for feed in [feed, other] {
+        assert!(feed.append("p-1", b"one").await.expect("append"));
+        assert!(feed.append("p-2", b"two").await.expect("append"));
+        feed.set_state("p-1", b"withdrawn").await.expect("set");
+    }
+    feed.clear().await.expect("clear");
+    assert!(feed.read(None, 10).await.expect("read").is_empty());
+    assert_eq!(
+        feed.states(&ids(&["p-1"])).await.expect("states"),
+        [None],
+        "states go with it"
+    );
+    assert!(
+        feed.append("p-2", b"again").await.expect("append"),
+        "its ids are forgotten"
+    );
+    let entries = feed.read(None, 10).await.expect("read");
+    assert_eq!(
+        entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p-2"]
+    );
+    assert_eq!(entries[0].payload, b"again");
+    feed.clear().await.expect("clearing an empty feed");
+
+    assert_eq!(
+        other.read(None, 10).await.expect("read").len(),
+        2,
+        "the other feed stays"
+    );
+    assert_eq!(
+        other.states(&ids(&["p-1"])).await.expect("states"),
+        [Some(b"withdrawn".to_vec())]
+    );
+}

@@ -62,4 +62,13 @@ impl Feed for MemoryFeed {
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         Ok(ids.iter().map(|id| states.get(id).cloned()).collect())
     }
+
+    async fn clear(&self) -> Result<()> {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        Ok(())
+    }
 }

@@ -35,6 +35,9 @@ pub trait Feed: Send + Sync {
     async fn set_state(&self, id: &str, state: &[u8]) -> Result<()>;
     /// The current state of each of `ids`, in order; `None` where none was set.
     async fn states(&self, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Deletes the whole feed: its entries, the ids appended and the states (the relay
+    /// deletes a removed subscriber's feed). A cursor issued before means nothing after.
+    async fn clear(&self) -> Result<()>;
 }
 
 #[derive(Debug, thiserror::Error)]

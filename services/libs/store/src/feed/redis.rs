@@ -103,4 +103,14 @@ impl Feed for RedisFeed {
             .query_async(&mut self.conn.clone())
             .await?)
     }
+
+    async fn clear(&self) -> Result<()> {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&self.key)
+            .arg(format!("{}:ids", self.key))
+            .arg(format!("{}:state", self.key))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
 }

@@ -6,9 +6,12 @@ use std::time::Duration;
 use zhida_proto::events::v1::Channel;
 use zhida_store::{
     DeliveryKey, DeliveryLedger, DigestKey, DigestStore, Inbox, MemoryDigests, MemoryFeed,
-    MemoryInbox, MemoryLedger, MemoryPolicyRecipients, MemoryReceiptIndex, MemorySubjectKeys,
-    MemoryWriteLeases, RedisDigests, RedisFeed, RedisInbox, RedisLedger, RedisPolicyRecipients,
-    RedisReceiptIndex, RedisSubjectKeys, RedisWriteLeases, contract,
+    MemoryFeedSignals, MemoryInbox, MemoryLedger, MemoryPolicyRecipients, MemoryReceiptIndex,
+    MemoryRelayReach, MemorySubjectKeys, MemorySubscriberRegistry, MemoryWebhookOutbox,
+    MemoryWriteLeases, OutboxMessage, ReachMark, RedisDigests, RedisFeed, RedisFeedSignals,
+    RedisInbox, RedisLedger, RedisPolicyRecipients, RedisReceiptIndex, RedisRelayReach,
+    RedisSubjectKeys, RedisSubscriberRegistry, RedisWebhookOutbox, RedisWriteLeases, RelayReach,
+    WebhookOutbox, contract,
 };
 
 fn redis_client() -> redis::Client {
@@ -85,6 +88,22 @@ async fn memory_feed_states_change_in_place() {
 async fn redis_feed_states_change_in_place() {
     let (conn, prefix) = redis().await;
     contract::feed_states_change_in_place(&RedisFeed::new(conn, &format!("{prefix}feed"))).await;
+}
+
+#[tokio::test]
+async fn memory_feed_clear_deletes_the_whole_feed() {
+    contract::feed_clear_deletes_the_whole_feed(&MemoryFeed::default(), &MemoryFeed::default())
+        .await;
+}
+
+#[tokio::test]
+async fn redis_feed_clear_deletes_the_whole_feed() {
+    let (conn, prefix) = redis().await;
+    contract::feed_clear_deletes_the_whole_feed(
+        &RedisFeed::new(conn.clone(), &format!("{prefix}feed:a")),
+        &RedisFeed::new(conn, &format!("{prefix}feed:b")),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -401,4 +420,126 @@ async fn memory_leases_in_batches_behave_as_one_by_one() {
 async fn redis_leases_in_batches_behave_as_one_by_one() {
     let (conn, prefix) = redis().await;
     contract::leases_in_batches_behave_as_one_by_one(&RedisWriteLeases::new(conn, &prefix)).await;
+}
+
+#[tokio::test]
+async fn memory_registry_keeps_records_by_id_and_moves_its_generation() {
+    contract::registry_keeps_records_by_id_and_moves_its_generation(
+        &MemorySubscriberRegistry::default(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn redis_registry_keeps_records_by_id_and_moves_its_generation() {
+    let (conn, prefix) = redis().await;
+    contract::registry_keeps_records_by_id_and_moves_its_generation(&RedisSubscriberRegistry::new(
+        conn, &prefix,
+    ))
+    .await;
+}
+
+/// Runs each `case` of the contract as `<module>::<case>::memory`, against `$memory`, and
+/// `…::redis`, against `$redis(conn, prefix)` under a key prefix of its own.
+macro_rules! against_both {
+    ($module:ident, $memory:expr, $redis:path, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            use super::*;
+            $(
+                mod $case {
+                    use super::*;
+
+                    #[tokio::test]
+                    async fn memory() {
+                        contract::$case(&$memory).await;
+                    }
+
+                    #[tokio::test]
+                    async fn redis() {
+                        let (conn, prefix) = super::redis().await;
+                        contract::$case(&$redis(conn, &prefix)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+against_both!(
+    outbox,
+    MemoryWebhookOutbox::default(),
+    RedisWebhookOutbox::new,
+    [
+        outbox_queues_in_order_once_per_id,
+        outbox_refuses_beyond_its_capacity_and_counts_the_overflow,
+        outbox_claims_due_endpoints_once_per_lease,
+        outbox_pops_and_retries_only_the_head,
+        outbox_paused_endpoints_queue_but_are_not_claimed,
+        outbox_clear_forgets_the_endpoint,
+    ]
+);
+
+against_both!(
+    reach,
+    MemoryRelayReach::default(),
+    RedisRelayReach::new,
+    [
+        reach_marks_are_idempotent_and_the_first_reach_stays,
+        reach_member_states_go_to_forwarders_only,
+        reach_of_a_removed_subscriber_is_not_listed,
+    ]
+);
+
+#[tokio::test]
+async fn memory_feed_signals_reach_every_subscriber() {
+    let prefix = format!("zhida-test-{}:", uuid::Uuid::new_v4());
+    contract::feed_signals_reach_every_subscriber(
+        &*MemoryFeedSignals::shared(&prefix),
+        &*MemoryFeedSignals::shared(&prefix),
+    )
+    .await;
+}
+
+/// Two replicas: two handles, each with its own pub/sub connection, on one channel.
+#[tokio::test]
+async fn redis_feed_signals_reach_every_subscriber() {
+    let (conn, prefix) = redis().await;
+    let channel = format!("{prefix}feed-signals");
+    contract::feed_signals_reach_every_subscriber(
+        &RedisFeedSignals::new(redis_client(), conn.clone(), &channel),
+        &RedisFeedSignals::new(redis_client(), conn, &channel),
+    )
+    .await;
+}
+
+/// A removed subscriber's reach and a cleared endpoint's queue leave no key behind in Redis.
+#[tokio::test]
+async fn redis_relay_stores_leave_no_key_of_what_they_forgot() {
+    let (mut conn, prefix) = redis().await;
+    let reach = RedisRelayReach::new(conn.clone(), &prefix);
+    let policies = ["p-1".to_string(), "p-2".to_string()];
+    let reached = ReachMark::Reached { tier: 1, by: 1 };
+    reach.mark("s-1", &policies, reached).await.expect("mark");
+    reach
+        .forwarded("p-1", "s-1", &["c-1".to_string()])
+        .await
+        .expect("forwarded");
+    let outbox = RedisWebhookOutbox::new(conn.clone(), &prefix);
+    for id in ["m-1", "m-2"] {
+        let message = OutboxMessage {
+            id: id.into(),
+            payload: b"{}".to_vec(),
+        };
+        outbox.enqueue("s-1", &message, 1).await.expect("enqueue");
+    }
+    outbox.pause("s-1").await.expect("pause");
+
+    reach.remove_subscriber("s-1").await.expect("remove");
+    assert_eq!(outbox.clear("s-1").await.expect("clear"), 1);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(keys.is_empty(), "left behind: {keys:?}");
 }
