@@ -17,8 +17,8 @@ use zhida_notifier::{DkimConfig, NotifierConfig, SmsMode, SmtpMode};
 use zhida_proto::{
     events::v1::{
         Channel, Citizen, Contact, DeliveryState, Enterprise, FindingKind, Interpretation, Policy,
-        PolicyContent, PolicyStatus, Profile, ReviewFinding, SubjectKind, Subscription,
-        profile::Details,
+        PolicyContent, PolicyStatus, Profile, RelaySubscriberKind, ReviewFinding, SubjectKind,
+        Subscription, profile::Details,
     },
     notification::v1::{
         GetDeliveryStatusRequest, ListInboxRequest, inbox_service_client::InboxServiceClient,
@@ -34,7 +34,10 @@ use zhida_proto::{
         ExplainMatchRequest, PolicyDraft, PreviewAudienceResponse, UpsertProfileRequest,
         profile_service_client::ProfileServiceClient,
     },
-    relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
+    relay::v1::{
+        FeedEvent, FeedItem, ForwardRequest, GetRelayReachRequest, PullFeedRequest,
+        PutSubscriberRequest, Subscriber, Webhook, relay_service_client::RelayServiceClient,
+    },
 };
 use zhida_runtime::{
     Config, Shutdown,
@@ -67,6 +70,14 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
     }];
     let signer = zhida_runtime::auth::Signer::new(&config.auth, "demo", &signing_key)
         .map_err(anyhow::Error::msg)?;
+    // The association's webhook receiver, on loopback with a CA made for the run: the relay
+    // trusts that CA and may reach 127.0.0.1 (its SSRF guard refuses loopback otherwise).
+    std::fs::create_dir_all(&out)?;
+    let receiver = crate::webhook_receiver::Receiver::start("assoc-yangpu-software").await?;
+    let ca_file = out.join(WEBHOOK_CA_FILE);
+    std::fs::write(&ca_file, &receiver.ca_pem)?;
+    config.relay.webhooks.allow_networks = vec!["127.0.0.1/32".into()];
+    config.relay.webhooks.extra_root_certs = vec![ca_file];
     config.validate()?;
     let mut notifier = NotifierConfig::default();
     notifier.smtp.mode = SmtpMode::File;
@@ -124,7 +135,7 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
         zhida_runtime::Host::from_config(&config),
     ));
 
-    let result = drive(&format!("http://{addr}"), &out, &signer).await;
+    let result = drive(&format!("http://{addr}"), &out, &signer, &receiver).await;
     shutdown.token.cancel();
     let drained = tokio::time::timeout(config.shutdown_grace, server).await;
     telemetry.shutdown();
@@ -148,6 +159,12 @@ pub async fn run(out: PathBuf) -> anyhow::Result<()> {
 const SMS_FILE: &str = "sms.jsonl";
 /// Where the demo's DKIM public key is written, as a DNS TXT record.
 const DKIM_FILE: &str = "dkim-dns.txt";
+/// The CA of the demo's webhook receiver, which the relay trusts for the run.
+const WEBHOOK_CA_FILE: &str = "webhook-ca.pem";
+/// The demo's association (webhook), park (pull) and the park's building operator (a tier).
+const ASSOCIATION: &str = "assoc-yangpu-software";
+const PARK: &str = "park-chuangzhi";
+const PARK_TIER: &str = "park-chuangzhi-b1";
 /// The demo's signing domain (that of `smtp.from`) and selector.
 const DKIM_DOMAIN: &str = "yangpu.example.gov.cn";
 const DKIM_SELECTOR: &str = "zhida-demo";
@@ -353,6 +370,26 @@ fn seed() -> Vec<Profile> {
                 r#"{"department": ["区人力资源社会保障局"]}"#,
             )],
         ),
+        // Outside every audience (a medium firm): reached only when its association
+        // forwards a policy to its members ("政府+").
+        enterprise(
+            "e-cbx-0003",
+            "上海云帆软件有限公司",
+            "长白新村街道",
+            email("office@yunfan.example.cn"),
+            Enterprise {
+                credit_code: credit_code("MA1K5R6T8"),
+                industry: "I6513".into(),
+                size: "中".into(),
+                registered_on: "2016-03-22".into(),
+                registered_capital: 2000.0,
+                employees: 180,
+                qualifications: vec![],
+                parks: vec![],
+                associations: vec![ASSOCIATION.into()],
+            },
+            vec![],
+        ),
     ]
 }
 
@@ -543,7 +580,12 @@ fn channel_name(channel: i32) -> &'static str {
     }
 }
 
-async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow::Result<()> {
+async fn drive(
+    endpoint: &str,
+    out: &std::path::Path,
+    signer: &Signer,
+    receiver: &crate::webhook_receiver::Receiver,
+) -> anyhow::Result<()> {
     let channel = GrpcChannel::from_shared(endpoint.to_string())?
         .connect()
         .await?;
@@ -555,10 +597,16 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
     let mut notifications =
         NotificationServiceClient::with_interceptor(channel.clone(), portal.clone());
     let mut inbox = InboxServiceClient::with_interceptor(channel.clone(), portal);
-    let mut relay = RelayServiceClient::with_interceptor(
-        channel.clone(),
-        bearer(signer, Kind::Subscriber, "assoc-yangpu-software")?,
-    );
+    let relay_as = |kind, id| -> anyhow::Result<Relay> {
+        Ok(RelayServiceClient::with_interceptor(
+            channel.clone(),
+            bearer(signer, kind, id)?,
+        ))
+    };
+    let mut relay_ops = relay_as(Kind::Operator, "yangpu-ops")?;
+    let mut association = relay_as(Kind::Subscriber, ASSOCIATION)?;
+    let mut park = relay_as(Kind::Subscriber, PARK)?;
+    let mut park_tier = relay_as(Kind::Subscriber, PARK_TIER)?;
     let mut reviewer = PolicyServiceClient::with_interceptor(
         channel.clone(),
         bearer(signer, Kind::Reviewer, "*")?,
@@ -599,6 +647,8 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
             })
             .await?;
     }
+
+    register_relay(&mut relay_ops, receiver).await?;
 
     let mut released = Vec::new();
     for spec in policies() {
@@ -702,6 +752,23 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         released.push((spec, department, policy, preview.deliveries));
     }
 
+    let graduates = released[0].2.policy_id.clone();
+    let sme = released[1].2.policy_id.clone();
+    let told_before_relay = told(out, &mut inbox, &seed).await?.len();
+    relay_story(
+        &mut relay_ops,
+        &mut association,
+        &mut park,
+        &mut park_tier,
+        receiver,
+        &seed,
+        (&graduates, &sme),
+    )
+    .await?;
+    // What the association's forward sent (to a member outside the audience) is withdrawn
+    // with the policy like a direct delivery.
+    let forwarded_sends = told(out, &mut inbox, &seed).await?.len() - told_before_relay;
+
     // A revision reaches everyone who got version 1, once, on the channels they got it on;
     // a withdrawal tells earlier recipients and stops what was not sent yet.
     let told_before = told(out, &mut inbox, &seed).await?.len();
@@ -766,17 +833,12 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         })
         .await?
         .into_inner();
+    let earlier = *second_deliveries as usize + forwarded_sends;
     println!(
-        "\n{} withdraws 《{}》: \"{}\"; each of the {} earlier deliveries gets one \"政策已撤回\" notice",
-        spec.department, spec.content.title, withdrawn.withdrawal_reason, second_deliveries
+        "\n{} withdraws 《{}》: \"{}\"; each of the {earlier} earlier deliveries ({forwarded_sends} of them forwarded) gets one \"政策已撤回\" notice",
+        spec.department, spec.content.title, withdrawn.withdrawal_reason
     );
-    wait_told(
-        out,
-        &mut inbox,
-        &seed,
-        expected + *second_deliveries as usize,
-    )
-    .await?;
+    wait_told(out, &mut inbox, &seed, expected + earlier).await?;
 
     println!("\nWho was told what (per person: email, SMS, inbox items):");
     let mut rows = Vec::new();
@@ -787,26 +849,22 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         println!("{line}");
     }
 
-    let feed = relay
-        .pull_feed(PullFeedRequest {
-            after_cursor: String::new(),
-            limit: 50,
-        })
-        .await?
-        .into_inner();
     println!(
-        "\n政府+ relay feed for associations and parks: {} items",
-        feed.items.len()
+        "\n政府+ feeds after the revision and the withdrawal (each entry with its policy's status now):"
     );
-    for item in &feed.items {
-        let status = PolicyStatus::try_from(item.status)
-            .map_or("?", |s| s.as_str_name())
-            .trim_start_matches("POLICY_STATUS_")
-            .to_lowercase();
-        println!(
-            "  [{}] {} — {} (version {}, {status})",
-            item.cursor, item.title, item.department, item.version
-        );
+    for (name, client) in [(ASSOCIATION, &mut association), (PARK, &mut park)] {
+        let items = client
+            .pull_feed(PullFeedRequest {
+                limit: 50,
+                ..PullFeedRequest::default()
+            })
+            .await?
+            .into_inner()
+            .items;
+        println!("  {name}:");
+        for item in &items {
+            println!("    {}", feed_line(item));
+        }
     }
 
     let mut library = PolicyServiceClient::new(channel.clone());
@@ -870,6 +928,281 @@ async fn drive(endpoint: &str, out: &std::path::Path, signer: &Signer) -> anyhow
         );
     }
     Ok(())
+}
+
+type Relay = RelayServiceClient<InterceptedService<GrpcChannel, Bearer>>;
+
+/// The district's operator registers an association (scoped by its industry, pushed to by
+/// webhook, members from the enterprises' profiles), a park (scoped by a tag, pulls) and
+/// the park's building operator (a child tier, fed by the park's forwards).
+async fn register_relay(
+    ops: &mut Relay,
+    receiver: &crate::webhook_receiver::Receiver,
+) -> anyhow::Result<()> {
+    let put = |id: &str, kind, parent: &str, name: &str, scope: &str| Subscriber {
+        id: id.into(),
+        kind: kind as i32,
+        parent_id: parent.into(),
+        display_name: name.into(),
+        scope: scope.into(),
+        ..Subscriber::default()
+    };
+    let association = Subscriber {
+        members_from_profiles: true,
+        webhook: Some(Webhook {
+            url: receiver.url.clone(),
+            ..Webhook::default()
+        }),
+        ..put(
+            ASSOCIATION,
+            RelaySubscriberKind::Association,
+            "",
+            "杨浦区软件和信息服务业协会",
+            r#"{"audience": {"industries": [{"industry": "I"}]}}"#,
+        )
+    };
+    let registered = ops
+        .put_subscriber(PutSubscriberRequest {
+            subscriber: Some(association.clone()),
+        })
+        .await?
+        .into_inner();
+    receiver.set_secret(&registered.webhook_secret)?;
+    for subscriber in [
+        put(
+            PARK,
+            RelaySubscriberKind::Park,
+            "",
+            "创智天地园区",
+            r#"{"tags": ["employment"]}"#,
+        ),
+        Subscriber {
+            members: vec!["e-wjc-0002".into()],
+            ..put(
+                PARK_TIER,
+                RelaySubscriberKind::Park,
+                PARK,
+                "创智天地一期楼宇运营方",
+                "",
+            )
+        },
+    ] {
+        ops.put_subscriber(PutSubscriberRequest {
+            subscriber: Some(subscriber),
+        })
+        .await?;
+    }
+    println!("\n政府+ relay: the operator registers who gets what (RelayService.PutSubscriber):");
+    println!(
+        "  {ASSOCIATION} 杨浦区软件和信息服务业协会: scope {}; webhook {} (secret whsec_…, verified by the receiver); members: enterprises naming it in their profile",
+        association.scope, receiver.url
+    );
+    println!("  {PARK} 创智天地园区: scope {{\"tags\": [\"employment\"]}}; pulls its feed");
+    println!("  └ {PARK_TIER} 创智天地一期楼宇运营方 (tier 2): gets what the park forwards");
+    Ok(())
+}
+
+/// One line of a feed entry.
+fn feed_line(item: &FeedItem) -> String {
+    let status = PolicyStatus::try_from(item.status)
+        .map_or("?", |s| s.as_str_name())
+        .trim_start_matches("POLICY_STATUS_")
+        .to_lowercase();
+    let event = FeedEvent::try_from(item.event)
+        .map_or("?", |e| e.as_str_name())
+        .trim_start_matches("FEED_EVENT_")
+        .to_lowercase();
+    let mut line = format!(
+        "[{event}] {} — {} (version {}, now {status})",
+        item.title, item.department, item.version
+    );
+    if !item.forwarded_by.is_empty() {
+        line.push_str(&format!(
+            "; forwarded by {}: \"{}\"",
+            item.forwarded_by, item.forward_note
+        ));
+    }
+    line
+}
+
+/// The relay's part: the association's webhook and the park's pull, a forward down a tier,
+/// a forward to members with one already reached directly, and the reach of the policy.
+async fn relay_story(
+    ops: &mut Relay,
+    association: &mut Relay,
+    park: &mut Relay,
+    park_tier: &mut Relay,
+    receiver: &crate::webhook_receiver::Receiver,
+    seed: &[Profile],
+    (graduates, sme): (&str, &str),
+) -> anyhow::Result<()> {
+    let name = |id: &str| {
+        seed.iter()
+            .find(|p| p.subject_id == id)
+            .map_or(id.to_string(), |p| p.display_name.clone())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let received = loop {
+        let received = receiver.received();
+        if received.iter().any(|r| r.body["data"]["policyId"] == sme) {
+            break received;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the association's webhook got nothing within 30 s: {received:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("\n政府+: each subscriber gets what its scope matches");
+    println!("  {ASSOCIATION}, by webhook (Standard Webhooks, signed HMAC-SHA256):");
+    for r in &received {
+        println!(
+            "    ← {} {} {} — signature {}",
+            r.webhook_id,
+            r.body["type"].as_str().unwrap_or_default(),
+            r.body["data"]["title"].as_str().unwrap_or_default(),
+            if r.verified {
+                "verified ✓"
+            } else {
+                "INVALID"
+            }
+        );
+    }
+    let pulled = park
+        .pull_feed(PullFeedRequest::default())
+        .await?
+        .into_inner()
+        .items;
+    println!("  {PARK}, by PullFeed: {} item(s)", pulled.len());
+    for item in &pulled {
+        println!("    {}", feed_line(item));
+    }
+
+    let note = "请楼宇内企业关注见习补贴申领。";
+    park.forward(ForwardRequest {
+        policy_id: graduates.into(),
+        child_ids: vec![PARK_TIER.into()],
+        note: note.into(),
+        request_id: "demo-park-to-b1".into(),
+        ..ForwardRequest::default()
+    })
+    .await?;
+    let tier_feed = loop {
+        let items = park_tier
+            .pull_feed(PullFeedRequest::default())
+            .await?
+            .into_inner()
+            .items;
+        if !items.is_empty() {
+            break items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("\n{PARK} forwards it down a tier; {PARK_TIER}'s feed:");
+    for item in &tier_feed {
+        println!("  {}", feed_line(item));
+    }
+
+    let forward = association
+        .forward(ForwardRequest {
+            policy_id: sme.into(),
+            all_members: true,
+            note: "请会员企业对照条件申报。".into(),
+            request_id: "demo-assoc-members".into(),
+            ..ForwardRequest::default()
+        })
+        .await?
+        .into_inner();
+    println!(
+        "\n{ASSOCIATION} forwards 《杨浦区支持科技型中小企业创新发展若干措施》 to all its members (forward {}):",
+        forward.forward_id
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let reach = loop {
+        let reach = ops
+            .get_relay_reach(GetRelayReachRequest {
+                policy_id: sme.into(),
+            })
+            .await?
+            .into_inner();
+        let settled = reach.subscribers.iter().any(|s| {
+            s.subscriber_id == ASSOCIATION
+                && s.members_forwarded == 2
+                && s.members_already_reached + s.members_delivered >= 2
+        });
+        if settled {
+            break reach;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the forward did not settle within 30 s: {reach:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for s in &reach.subscribers {
+        for m in &s.members {
+            let what = match DeliveryState::try_from(m.state) {
+                Ok(DeliveryState::AlreadyReceived) => {
+                    "already had it (pushed directly): nothing sent, the forward recorded"
+                }
+                Ok(DeliveryState::Sent | DeliveryState::Delivered | DeliveryState::Read) => {
+                    "not in the audience: sent now, \"经 杨浦区软件和信息服务业协会 转发\""
+                }
+                _ => "pending",
+            };
+            println!("  {} — {what}", name(&m.member_id));
+        }
+    }
+    print_reach("杨浦区支持科技型中小企业创新发展若干措施", &reach);
+    let tiers = ops
+        .get_relay_reach(GetRelayReachRequest {
+            policy_id: graduates.into(),
+        })
+        .await?
+        .into_inner();
+    print_reach("杨浦区2023年高校毕业生就业见习补贴申领指南", &tiers);
+    Ok(())
+}
+
+/// `GetRelayReach` as a table: per subscriber, by tier.
+fn print_reach(title: &str, reach: &zhida_proto::relay::v1::GetRelayReachResponse) {
+    println!("\nGetRelayReach(《{title}》): reached → forwarded → delivered → read");
+    let mut rows = vec![cells(&[
+        "tier",
+        "subscriber",
+        "reached by",
+        "taken",
+        "forwarded",
+        "already",
+        "delivered",
+        "read",
+    ])];
+    for s in &reach.subscribers {
+        let by = FeedEvent::try_from(s.reached_by)
+            .map_or("?", |e| e.as_str_name())
+            .trim_start_matches("FEED_EVENT_")
+            .to_lowercase();
+        let taken: Vec<&str> = [
+            (s.webhook_delivered, "webhook"),
+            (s.pulled, "pull"),
+            (s.streamed, "stream"),
+        ]
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, how)| how)
+        .collect();
+        rows.push(cells(&[
+            &s.tier.to_string(),
+            &s.subscriber_id,
+            &by,
+            &taken.join("+"),
+            &s.members_forwarded.to_string(),
+            &s.members_already_reached.to_string(),
+            &s.members_delivered.to_string(),
+            &s.members_read.to_string(),
+        ]));
+    }
+    for line in table("  ", &rows) {
+        println!("{line}");
+    }
 }
 
 /// Everything sent to the seeded people so far, as (name, "channel: what") pairs: the

@@ -5,6 +5,7 @@
 mod audience;
 mod demo;
 mod import;
+mod webhook_receiver;
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -1,5 +1,7 @@
 //! The first Quick start command: `zhida demo` runs on the embedded defaults alone: two
-//! policies through review, publication, a revision and a withdrawal.
+//! policies through review, publication, a revision and a withdrawal, and the "政府+"
+//! relay: an association's webhook (verified), a park's pull, a forward down a tier, a
+//! forward to members with one already reached, and the reach.
 
 use std::process::Command;
 
@@ -54,16 +56,34 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
             .count()
     };
     assert_eq!(told(&["政策已更新", "Policy updated"]), 9, "{stdout}");
-    assert_eq!(told(&["政策已撤回", "Policy withdrawn"]), 5, "{stdout}");
+    // Two more than before the relay: the forwarded email and inbox item are withdrawn too.
+    assert_eq!(told(&["政策已撤回", "Policy withdrawn"]), 7, "{stdout}");
     assert!(
         stdout.contains("陈静                      ▤ 杨浦区2023年高校毕业生就业见习补贴申领指南"),
         "the citizen without email consent still has it on her page: {stdout}"
     );
-    assert!(
-        stdout.contains("relay feed for associations and parks: 2 items")
-            && stdout.contains("(version 2, published)")
-            && stdout.contains("(version 1, withdrawn)"),
-        "{stdout}"
+    // 政府+: the association's webhook verified by its receiver, the park's pull, the
+    // forward down a tier, the forward to members with the dedup, the reach, the feeds.
+    for expected in [
+        "policy.relayed 杨浦区支持科技型中小企业创新发展若干措施 — signature verified ✓",
+        "park-chuangzhi, by PullFeed: 1 item(s)",
+        "[forwarded] 杨浦区2023年高校毕业生就业见习补贴申领指南 — 区人力资源社会保障局 (version 1, now published); forwarded by park-chuangzhi",
+        "上海云帆软件有限公司 — not in the audience: sent now",
+        "创智天地数字服务有限公司 — already had it (pushed directly): nothing sent",
+        "1     assoc-yangpu-software  relayed     webhook  2          1        1          0",
+        "2     park-chuangzhi-b1  forwarded   pull",
+        "[withdrawn] 杨浦区支持科技型中小企业创新发展若干措施 — 区科委 (version 1, now withdrawn)",
+        "[revised] 杨浦区2023年高校毕业生就业见习补贴申领指南 — 区人力资源社会保障局 (version 2, now published)",
+    ] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+    assert!(!stdout.contains("INVALID"), "{stdout}");
+    assert_eq!(
+        stdout
+            .matches("上海云帆软件有限公司      ✉ 杨浦区支持科技型中小企业创新发展若干措施")
+            .count(),
+        1,
+        "the forward reached the member once: {stdout}"
     );
     assert!(
         stdout.contains("SearchPolicies(\"见习补贴\") finds 1")
@@ -77,8 +97,8 @@ fn the_demo_delivers_both_sample_policies_on_embedded_defaults_and_exits_zero() 
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
         })
         .count();
-    // 5 of the policies, 3 revision and 2 withdrawal notices.
-    assert_eq!(emails, 10);
+    // 5 of the policies, 1 forwarded, 3 revision and 3 withdrawal notices.
+    assert_eq!(emails, 12);
 
     // Every email is signed with the key dkim-dns.txt publishes, and carries the one-click
     // unsubscribe headers and both parts.

@@ -22,7 +22,7 @@ use crate::helpers::{
 };
 
 /// An enterprise reachable by email at `env.address(name)`, in industry `industry`.
-fn enterprise(env: &TestEnv, name: &str, organisation: &str, industry: &str) -> Profile {
+pub(crate) fn enterprise(env: &TestEnv, name: &str, organisation: &str, industry: &str) -> Profile {
     Profile {
         subject_id: format!("ent-{name}-{}", env.id),
         kind: SubjectKind::Enterprise as i32,

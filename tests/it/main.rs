@@ -20,6 +20,7 @@ mod limits;
 mod notices;
 mod personal_data;
 mod profiles;
+mod relay;
 mod serve;
 mod sms;
 mod tags;

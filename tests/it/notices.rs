@@ -16,11 +16,13 @@ use zhida_bus::{Group, Producer, Topic};
 use zhida_proto::{
     events::v1::{
         Channel, Contact, DeliveryState, Frequency, PolicyPublished, PolicyRevised, PolicyStatus,
-        PolicyWithdrawn, Profile,
+        PolicyWithdrawn, Profile, RelaySubscriberKind,
     },
     notification::v1::{GetDeliveryStatusRequest, InboxItem, ListInboxRequest, MarkReadRequest},
     profile::v1::UpsertProfileRequest,
-    relay::v1::{PullFeedRequest, relay_service_client::RelayServiceClient},
+    relay::v1::{
+        PullFeedRequest, PutSubscriberRequest, Subscriber, relay_service_client::RelayServiceClient,
+    },
 };
 use zhida_runtime::auth::Kind;
 
@@ -395,6 +397,23 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
     let daily = subscriber(&env, "daily", "housing", &[], Frequency::DailyDigest);
     upsert(&server, &[&now, &daily]).await;
     let (now_mail, daily_mail) = (env.address("now"), env.address("daily"));
+    // An association scoped to housing policies, whose feed will show the withdrawal.
+    let association = format!("assoc-housing-{}", env.id);
+    RelayServiceClient::with_interceptor(
+        channel(&server.url).await.expect("connect"),
+        bearer(Kind::Operator, "ops", &[]),
+    )
+    .put_subscriber(PutSubscriberRequest {
+        subscriber: Some(Subscriber {
+            id: association.clone(),
+            kind: RelaySubscriberKind::Association as i32,
+            display_name: "杨浦区房地产业协会".into(),
+            scope: r#"{"tags": ["housing"]}"#.into(),
+            ..Subscriber::default()
+        }),
+    })
+    .await
+    .expect("registered");
 
     after_a_digest_run(PERIOD).await;
     let published = policy(&env, "zf", &["housing"], 1, "杨浦区保障性租赁住房申请指南");
@@ -490,19 +509,20 @@ async fn a_withdrawal_stops_held_digest_entries_and_notifies_only_earlier_recipi
     // The relay's feed shows it withdrawn, with the reason.
     let mut relay = RelayServiceClient::with_interceptor(
         channel(&server.url).await.expect("connect"),
-        bearer(Kind::Subscriber, "assoc-yangpu-software", &[]),
+        bearer(Kind::Subscriber, &association, &[]),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let items = relay
             .pull_feed(PullFeedRequest {
-                after_cursor: String::new(),
                 limit: 500,
+                ..PullFeedRequest::default()
             })
             .await
             .expect("feed")
             .into_inner()
             .items;
+        // The relayed entry now reads withdrawn, and a withdrawal entry follows it.
         let item = items.iter().find(|i| i.policy_id == published.policy_id);
         if let Some(item) = item.filter(|i| i.status == PolicyStatus::Withdrawn as i32) {
             assert_eq!(item.withdrawal_reason, "上位政策已废止。");

@@ -176,13 +176,12 @@ async fn with_a_client_ca_only_clients_holding_a_certificate_it_signed_get_throu
         connect(&url, Some(trusted())).await.expect("connect"),
         bearer(Kind::Subscriber, "assoc-yangpu-software", &[]),
     );
-    relay
-        .pull_feed(PullFeedRequest {
-            after_cursor: String::new(),
-            limit: 10,
-        })
+    // Answered past authentication: this subscriber is not registered.
+    let answered = relay
+        .pull_feed(PullFeedRequest::default())
         .await
-        .expect("PullFeed over mutual TLS");
+        .expect_err("an unregistered subscriber");
+    assert_eq!(answered.code(), tonic::Code::NotFound, "{answered:?}");
 
     let plaintext = health(&format!("http://127.0.0.1:{port}"), None).await;
     assert!(plaintext.is_err(), "a plaintext client: {plaintext:?}");

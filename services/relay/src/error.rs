@@ -13,7 +13,10 @@ pub enum Error {
     /// Bad fields, each with its path.
     #[error("invalid request: {0}")]
     Invalid(#[from] FieldViolations),
-    #[error("the feed store failed: {0}")]
+    /// What the call names does not exist (or is not the caller's to see).
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the relay's store failed: {0}")]
     Store(#[from] StoreError),
     /// A stored feed entry does not decode: written by something else, or damaged.
     #[error("feed entry {id} does not decode: {source}")]
@@ -27,9 +30,10 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::Invalid(violations) => violations.into(),
+            Error::NotFound(what) => Status::not_found(format!("no {what}")),
             Error::Store(_) => {
-                tracing::warn!(%error, "feed not read");
-                Status::unavailable("the feed store is unavailable; retry")
+                tracing::warn!(%error, "relay store unavailable");
+                Status::unavailable("the relay's store is unavailable; retry")
             }
             Error::Corrupt { ref id, .. } => {
                 tracing::error!(%error, "feed not read");

@@ -70,6 +70,8 @@ pub enum Group {
     /// The notifier's, on `policy.events`: revisions and withdrawals reach earlier
     /// recipients.
     NotifierPolicies,
+    /// The relay's, on `delivery.status`: what became of the members it forwarded to.
+    RelayReceipts,
 }
 
 impl Group {
@@ -82,6 +84,7 @@ impl Group {
             Group::Notifier => "zhida-notifier",
             Group::NotifierErasure => "zhida-notifier-erasure",
             Group::NotifierPolicies => "zhida-notifier-policies",
+            Group::RelayReceipts => "zhida-relay-receipts",
         }
     }
 }

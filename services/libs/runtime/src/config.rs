@@ -41,6 +41,86 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The publisher's review gate and the reviewer's audience preview (`[publisher]`).
     pub publisher: PublisherConfig,
+    /// The relay's webhooks to associations and parks (`[relay.webhooks]`).
+    pub relay: RelayConfig,
+}
+
+/// `[relay]`: how the "政府+" relay pushes to its subscribers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    pub webhooks: WebhookConfig,
+}
+
+/// `[relay.webhooks]`: Standard Webhooks deliveries to subscribers' endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// The delay before each attempt of one delivery, as durations (`"0s"`, `"5s"`, …); the
+    /// default is Svix's: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. After the last
+    /// attempt fails the endpoint is disabled.
+    pub retry_schedule: Vec<String>,
+    /// How long one attempt may take, connect to last byte.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Networks (CIDR, e.g. `"127.0.0.0/8"`) an endpoint may resolve to although the SSRF
+    /// guard refuses them otherwise (loopback, private, link-local, CGNAT, metadata). For
+    /// tests and for receivers inside the district's own network; empty in production.
+    pub allow_networks: Vec<String>,
+    /// PEM files of certificate authorities trusted besides the public web PKI (a
+    /// district-internal CA; the tests' own).
+    pub extra_root_certs: Vec<std::path::PathBuf>,
+    /// Deliveries one endpoint may have waiting; more are recorded as overflowed (still in
+    /// the feed) instead of queued.
+    pub queue_capacity: usize,
+    /// Deliveries per second to one endpoint unless its subscriber sets its own.
+    pub max_per_second: u32,
+    /// Endpoints one relay replica works on at once.
+    pub concurrency: usize,
+    /// How long a rotated-out secret still signs (beside the new one).
+    #[serde(with = "humantime_serde")]
+    pub rotation_grace: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule: ["0s", "5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+                .map(String::from)
+                .to_vec(),
+            timeout: Duration::from_secs(15),
+            allow_networks: Vec::new(),
+            extra_root_certs: Vec::new(),
+            queue_capacity: 10_000,
+            max_per_second: 10,
+            concurrency: 64,
+            rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The retry schedule as durations; `Err` names the entry that is not one.
+    pub fn schedule(&self) -> Result<Vec<Duration>, ConfigError> {
+        if self.retry_schedule.is_empty() || self.retry_schedule.len() > 20 {
+            return Err(ConfigError::invalid(
+                "relay.webhooks.retry_schedule",
+                "must list 1–20 delays",
+            ));
+        }
+        self.retry_schedule
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                humantime_serde::re::humantime::parse_duration(text).map_err(|e| {
+                    ConfigError::invalid(
+                        format!("relay.webhooks.retry_schedule[{i}]"),
+                        e.to_string(),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// `[publisher]`: what the review gate refuses to let through, and where the reviewer's
@@ -80,6 +160,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             shutdown_grace: Duration::from_secs(20),
             publisher: PublisherConfig::default(),
+            relay: RelayConfig::default(),
         }
     }
 }
@@ -352,6 +433,34 @@ impl Config {
         if let Some(Err((key, reason))) = self.grpc.tls.as_ref().map(|tls| tls.validate()) {
             return Err(ConfigError::invalid(key, reason));
         }
+        let hooks = &self.relay.webhooks;
+        hooks.schedule()?;
+        if hooks.timeout < Duration::from_millis(10) {
+            return invalid("relay.webhooks.timeout", "must be at least 10ms");
+        }
+        if !(1..=1_000_000).contains(&hooks.queue_capacity) {
+            return invalid(
+                "relay.webhooks.queue_capacity",
+                "must be between 1 and 1000000",
+            );
+        }
+        if !(1..=10_000).contains(&hooks.max_per_second) {
+            return invalid(
+                "relay.webhooks.max_per_second",
+                "must be between 1 and 10000",
+            );
+        }
+        if !(1..=10_000).contains(&hooks.concurrency) {
+            return invalid("relay.webhooks.concurrency", "must be between 1 and 10000");
+        }
+        for (i, net) in hooks.allow_networks.iter().enumerate() {
+            if !is_cidr(net) {
+                return Err(ConfigError::invalid(
+                    format!("relay.webhooks.allow_networks[{i}]"),
+                    "must be a network such as 127.0.0.0/8 or ::1/128",
+                ));
+            }
+        }
         for (i, word) in self.publisher.forbidden_words.iter().enumerate() {
             if word.trim().is_empty() || word.trim() != word || word.chars().count() > 50 {
                 return Err(ConfigError::invalid(
@@ -394,6 +503,21 @@ impl Config {
         self.unsubscribe
             .validate()
             .map_err(|e| ConfigError::invalid(e.key, e.reason))
+    }
+}
+
+/// `addr/len` with an IP address and a prefix length that fits it.
+fn is_cidr(text: &str) -> bool {
+    let Some((addr, len)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(len) = len.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => len <= 32,
+        Ok(std::net::IpAddr::V6(_)) => len <= 128,
+        Err(_) => false,
     }
 }
 

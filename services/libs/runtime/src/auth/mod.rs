@@ -98,8 +98,13 @@ pub const PROFILE_WRITE_SELF: &str = "profile:write:self";
 pub const PROFILE_READ_ANY: &str = "profile:read:any";
 /// Write any profile (the directory's imports).
 pub const PROFILE_WRITE_ANY: &str = "profile:write:any";
-/// Read the relay feed (associations and parks).
+/// Read one's own relay feed (associations and parks).
 pub const RELAY_READ: &str = "relay:read";
+/// Forward items of one's own relay feed to one's members and child tiers.
+pub const RELAY_FORWARD: &str = "relay:forward";
+/// Register and manage relay subscribers, act for any of them, and read relay reach
+/// (operators).
+pub const RELAY_ADMIN: &str = "relay:admin";
 /// Read and mark one's own inbox.
 pub const INBOX_SELF: &str = "inbox:self";
 /// Any inbox (the portal serving every page).
@@ -114,7 +119,7 @@ pub const OPS_REPLAY: &str = "ops:replay";
 pub const TAGS_ADMIN: &str = "tags:admin";
 
 /// Every scope there is.
-pub const ALL_SCOPES: [&str; 13] = [
+pub const ALL_SCOPES: [&str; 15] = [
     POLICY_PUBLISH,
     POLICY_REVIEW,
     PROFILE_READ_SELF,
@@ -122,6 +127,8 @@ pub const ALL_SCOPES: [&str; 13] = [
     PROFILE_READ_ANY,
     PROFILE_WRITE_ANY,
     RELAY_READ,
+    RELAY_FORWARD,
+    RELAY_ADMIN,
     INBOX_SELF,
     INBOX_ANY,
     DELIVERY_READ_SELF,
@@ -136,7 +143,7 @@ impl Kind {
         match self {
             Kind::Department => &[POLICY_PUBLISH],
             Kind::Reviewer => &[POLICY_REVIEW],
-            Kind::Subscriber => &[RELAY_READ],
+            Kind::Subscriber => &[RELAY_READ, RELAY_FORWARD],
             Kind::Subject => &[
                 PROFILE_READ_SELF,
                 PROFILE_WRITE_SELF,
@@ -149,7 +156,13 @@ impl Kind {
                 INBOX_ANY,
                 DELIVERY_READ_ANY,
             ],
-            Kind::Operator => &[PROFILE_READ_ANY, DELIVERY_READ_ANY, OPS_REPLAY, TAGS_ADMIN],
+            Kind::Operator => &[
+                PROFILE_READ_ANY,
+                DELIVERY_READ_ANY,
+                OPS_REPLAY,
+                TAGS_ADMIN,
+                RELAY_ADMIN,
+            ],
         }
     }
 }
@@ -208,6 +221,7 @@ const PROFILE_WRITE: Access = Access::Subject {
     any: PROFILE_WRITE_ANY,
     own: PROFILE_WRITE_SELF,
 };
+const RELAY_OWN_READ: Access = Access::AnyOf(&[RELAY_READ, RELAY_ADMIN]);
 const INBOX: Access = Access::Subject {
     any: INBOX_ANY,
     own: INBOX_SELF,
@@ -356,9 +370,52 @@ pub const RPC_ACCESS: &[(&str, Access, Class)] = &[
         PROFILE_READ,
         Class::Read,
     ),
+    // Operators manage subscribers. A subscriber reaches its own feed, forwards and
+    // secret (the handler checks the id; `relay:admin` acts for any subscriber).
+    (
+        "/zhida.relay.v1.RelayService/PutSubscriber",
+        Access::Scope(RELAY_ADMIN),
+        Class::Write,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/GetSubscriber",
+        RELAY_OWN_READ,
+        Class::Read,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/ListSubscribers",
+        Access::Scope(RELAY_ADMIN),
+        Class::Read,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/RemoveSubscriber",
+        Access::Scope(RELAY_ADMIN),
+        Class::Write,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/RotateWebhookSecret",
+        Access::AnyOf(&[RELAY_FORWARD, RELAY_ADMIN]),
+        Class::Write,
+    ),
     (
         "/zhida.relay.v1.RelayService/PullFeed",
-        Access::Scope(RELAY_READ),
+        RELAY_OWN_READ,
+        Class::Read,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/StreamFeed",
+        RELAY_OWN_READ,
+        Class::Stream,
+    ),
+    (
+        "/zhida.relay.v1.RelayService/Forward",
+        Access::AnyOf(&[RELAY_FORWARD, RELAY_ADMIN]),
+        Class::Write,
+    ),
+    // How far a policy went: operators, and departments for the policies they publish.
+    (
+        "/zhida.relay.v1.RelayService/GetRelayReach",
+        Access::AnyOf(&[RELAY_ADMIN, POLICY_PUBLISH]),
         Class::Read,
     ),
     (
