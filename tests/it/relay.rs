@@ -26,8 +26,9 @@ use zhida_proto::{
     profile::v1::UpsertProfileRequest,
     relay::v1::{
         FeedEvent, FeedItem, ForwardRequest, GetRelayReachRequest, GetSubscriberRequest,
-        PullFeedRequest, PutSubscriberRequest, RemoveSubscriberRequest, StreamFeedRequest,
-        Subscriber, Webhook, WebhookState, relay_service_client::RelayServiceClient,
+        PullFeedRequest, PutSubscriberRequest, RemoveSubscriberRequest, RotateWebhookSecretRequest,
+        StreamFeedRequest, Subscriber, Webhook, WebhookState,
+        relay_service_client::RelayServiceClient,
     },
 };
 use zhida_runtime::auth::{Bearer, Kind};
@@ -543,6 +544,32 @@ async fn a_webhook_that_fails_three_times_then_succeeds_is_delivered_once_under_
     assert_eq!(
         (webhook.state, webhook.pending),
         (WebhookState::Enabled as i32, 0)
+    );
+
+    // Rotation: the subscriber itself takes a new secret; while the old one is in its grace
+    // period every delivery is signed with both, so a receiver holding either verifies.
+    let mut as_subscriber = relay_as(&server, bearer(Kind::Subscriber, &id, &[])).await;
+    let rotated = as_subscriber
+        .rotate_webhook_secret(RotateWebhookSecretRequest::default())
+        .await
+        .expect("rotated")
+        .into_inner();
+    assert!(rotated.webhook_secret.starts_with("whsec_"));
+    peer.set_secrets(&[rotated.webhook_secret]).await;
+    let second = publish(&server, policy(&env, "轮换", &["digital-economy"], "")).await;
+    let after = deliveries(&peer, 5).await;
+    assert_eq!(after.len(), 5, "{after:#?}");
+    assert_eq!(after[4].body["data"]["policyId"], second.as_str());
+    assert!(
+        after[4].verified,
+        "the new secret verifies: {:#?}",
+        after[4]
+    );
+    let signature = after[4].signature.as_deref().unwrap_or_default();
+    assert_eq!(
+        signature.matches("v1,").count(),
+        2,
+        "signed by the new and the old secret: {signature}"
     );
 }
 
