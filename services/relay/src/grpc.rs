@@ -299,11 +299,11 @@ impl RelayService for Relay {
         }
         subscriber.updated_at = Some(zhida_proto::timestamp_now());
         let previous = snapshot.get(&subscriber.id).map(|e| e.stored.clone());
+        // Secrets carry over from the previous record; the rest is what was put.
         let mut stored = Stored {
             subscriber: Some(subscriber.clone()),
             ..previous.clone().unwrap_or_default()
         };
-        stored.subscriber = Some(subscriber.clone());
         let mut new_secret = String::new();
         if subscriber.webhook.is_some() && stored.secrets.is_empty() {
             new_secret = Secret::generate().expose();
