@@ -101,5 +101,12 @@ bench-search:
     deploy/servers.sh up
     eval "$(deploy/servers.sh env)" && cargo bench -p zhida-search --bench search
 
+# The 政府+ relay against tansu and Redis: policies relayed/s to 1,000 webhook subscribers
+# (signed, verified) beside the sender's raw rate, StreamFeed fan-out to 1,000 clients
+# beside one, and memory per idle stream.
+bench-relay:
+    deploy/servers.sh up
+    eval "$(deploy/servers.sh env)" && cargo bench --bench relay
+
 # Every benchmark.
-bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import bench-pipeline bench-search
+bench: bench-match bench-rebuild bench-sms bench-email bench-broker bench-ledger bench-import bench-pipeline bench-search bench-relay
