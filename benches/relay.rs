@@ -3,22 +3,29 @@
 //! webhooks allowed to loopback and trusting the bench's own CA), and, in the bench:
 //!
 //! 1. **webhooks**: `BENCH_RELAY_SUBSCRIBERS` (1,000) subscribers each with a webhook to one
-//!    HTTPS receiver on 127.0.0.1 (keep-alive, verifies every signature); the bench produces
-//!    `BENCH_RELAY_POLICIES` (10) `PolicyPublished` straight onto `policy.events` and times
+//!    HTTPS receiver on 127.0.0.1 (keep-alive, verifies every signature, counts each
+//!    `webhook-id` once and a repeat as a duplicate); the bench produces
+//!    `BENCH_RELAY_POLICIES` (20) `PolicyPublished` straight onto `policy.events` and times
 //!    the first produce to the last verified delivery: policies/s and deliveries/s, signing
-//!    included. Baseline, same run: as many signed POSTs sent by `zhida_webhook::Sender`
-//!    straight to the same receiver at the relay's concurrency (no broker, no Redis).
+//!    included, and the longest pause between two deliveries. Baseline, same run: as many
+//!    signed POSTs of the relay's own body sent by `zhida_webhook::Sender` straight to the
+//!    same receiver at the relay's concurrency (no broker, no Redis). CPU seconds per 1,000
+//!    deliveries of the relay, tansu, Redis, the receiver (on a runtime of its own, its
+//!    threads counted apart) and the rest of the bench, for both (`/proc/<pid>/stat`).
 //! 2. **streams**: `BENCH_RELAY_STREAMS` (1,000) `StreamFeed` clients on one subscriber
-//!    (64 HTTP/2 connections), then one policy: the latency from its produce to each
-//!    client's receipt (p50/p99/max); baseline: the same with one client.
+//!    (64 HTTP/2 connections), then `BENCH_RELAY_ROUNDS` (5) policies one at a time, of a
+//!    tag only the stream subscribers' scope names (no webhook sends meanwhile): the latency
+//!    from each produce to each client's receipt (p50/p99/max) and to the last client's;
+//!    baseline: the same with one client on a subscriber of its own.
 //! 3. **memory per idle stream**: the relay's RSS (`/proc/<pid>/status`) before and after
-//!    the streams opened and idle, over their count.
+//!    the streams opened and idle, over their count; and this bench's (the client side).
 //!
 //! Everything the bench starts is stopped when it ends.
 
 mod support;
 
 use std::{
+    collections::HashSet,
     process::{Child, Command},
     sync::{
         Arc,
@@ -55,20 +62,52 @@ use zhida_webhook::{Attempt, Guard, Secret, Sender, SenderConfig};
 
 /// Endpoints one relay (and the baseline) sends to at once.
 const CONCURRENCY: usize = 256;
+/// The tag of the webhook part's policies, which every webhook subscriber's scope names.
+const WEBHOOK_TAG: &str = "digital-economy";
+/// The tag of the stream part's policies: only the two stream subscribers' scope names it
+/// (no webhook sends compete with the streams).
+const STREAM_TAG: &str = "bench-stream";
 /// HTTP/2 connections the stream clients share.
 const STREAM_CONNECTIONS: usize = 64;
+/// The name of the receiver's threads (at most 15 bytes: `/proc/…/task/…/comm`).
+const RECEIVER_THREADS: &str = "bench-receiver";
 
 /// The bench's HTTPS receiver: counts requests whose signature verifies.
 struct Receiver {
     url: String,
     ca_pem: String,
     secrets: Arc<Mutex<Vec<Secret>>>,
-    verified: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
+    tally: Arc<std::sync::Mutex<Tally>>,
+}
+
+/// What the receiver saw: verified requests by `webhook-id` (the relay's are at least
+/// once: an attempt it gave up on after the receiver got it is sent again).
+#[derive(Default)]
+struct Tally {
+    ids: HashSet<String>,
+    /// Distinct ids verified: the relay's, the baseline's (`msg_baseline_…`).
+    relayed: usize,
+    baseline: usize,
+    /// Verified again under an id already counted.
+    duplicates: usize,
+    /// Signatures that did not verify.
+    refused: usize,
+    /// TLS connections accepted.
+    connections: usize,
+    /// The body of the first relayed delivery (the baseline sends the same).
+    sample: Vec<u8>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    fn tally<T>(&self, read: impl FnOnce(&Tally) -> T) -> T {
+        read(&self.tally.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Receiver {
+    /// Serves on a runtime of its own, whose threads are named [`RECEIVER_THREADS`], so
+    /// that its CPU can be told apart from the rest of the bench (the baseline's sender).
+    fn start() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params
             .distinguished_name
@@ -91,72 +130,210 @@ impl Receiver {
             )
             .expect("TLS config");
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
         let port = listener.local_addr().expect("address").port();
         let secrets: Arc<Mutex<Vec<Secret>>> = Arc::default();
-        let (verified, refused) = (Arc::<AtomicUsize>::default(), Arc::<AtomicUsize>::default());
-        let (keys, ok, bad) = (secrets.clone(), verified.clone(), refused.clone());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, keys, ok, bad) =
-                    (acceptor.clone(), keys.clone(), ok.clone(), bad.clone());
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    // Requests one after another on the connection (keep-alive).
-                    let mut buffer = Vec::new();
-                    while let Some((headers, body)) = read_request(&mut tls, &mut buffer).await {
-                        let header = |name: &str| {
-                            headers
-                                .iter()
-                                .find(|(k, _)| k == name)
-                                .map_or(String::new(), |(_, v)| v.clone())
-                        };
-                        let now = i64::try_from(
-                            SystemTime::now()
-                                .duration_since(UNIX_EPOCH)
-                                .unwrap_or_default()
-                                .as_secs(),
-                        )
-                        .unwrap_or(i64::MAX);
-                        let good = zhida_webhook::verify(
-                            &keys.lock().await,
-                            &header("webhook-id"),
-                            &header("webhook-timestamp"),
-                            &header("webhook-signature"),
-                            &body,
-                            now,
-                            300,
-                        )
-                        .is_ok();
-                        let status = if good {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            "204 No Content"
-                        } else {
-                            bad.fetch_add(1, Ordering::Relaxed);
-                            "401 Unauthorized"
-                        };
-                        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
-                        if tls.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
+        let tally: Arc<std::sync::Mutex<Tally>> = Arc::default();
+        let (keys, seen) = (secrets.clone(), tally.clone());
+        std::thread::Builder::new()
+            .name(RECEIVER_THREADS.into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .thread_name(RECEIVER_THREADS)
+                    .enable_all()
+                    .build()
+                    .expect("the receiver's runtime");
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("listener");
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let (acceptor, keys, seen) = (acceptor.clone(), keys.clone(), seen.clone());
+                        tokio::spawn(serve_connection(acceptor, tcp, keys, seen));
                     }
                 });
-            }
-        });
+            })
+            .expect("the receiver's thread");
         Self {
             url: format!("https://127.0.0.1:{port}/hooks"),
             ca_pem: ca.pem(),
             secrets,
-            verified,
-            refused,
+            tally,
+        }
+    }
+}
+
+/// Answers the requests of one connection one after another (keep-alive): 204 when the
+/// signature verifies, 401 when not.
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    keys: Arc<Mutex<Vec<Secret>>>,
+    tally: Arc<std::sync::Mutex<Tally>>,
+) {
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    tally.lock().unwrap_or_else(|e| e.into_inner()).connections += 1;
+    let mut buffer = Vec::new();
+    while let Some((headers, body)) = read_request(&mut tls, &mut buffer).await {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(String::new(), |(_, v)| v.clone())
+        };
+        let id = header("webhook-id");
+        let good = zhida_webhook::verify(
+            &keys.lock().await,
+            &id,
+            &header("webhook-timestamp"),
+            &header("webhook-signature"),
+            &body,
+            unix_seconds(),
+            300,
+        )
+        .is_ok();
+        let status = {
+            let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+            if !good {
+                tally.refused += 1;
+                "401 Unauthorized"
+            } else {
+                let baseline = id.starts_with("msg_baseline_");
+                if !tally.ids.insert(id) {
+                    tally.duplicates += 1;
+                } else if baseline {
+                    tally.baseline += 1;
+                } else {
+                    tally.relayed += 1;
+                    if tally.sample.is_empty() {
+                        tally.sample = body;
+                    }
+                }
+                "204 No Content"
+            }
+        };
+        let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+        if tls.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn unix_seconds() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// utime + stime, in clock ticks, from a `/proc/…/stat` line.
+fn stat_ticks(stat: &str) -> u64 {
+    // Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// utime + stime, in seconds, of process `pid`, or of those of its threads named `thread`.
+fn cpu_seconds(pid: u32, thread: Option<&str>) -> f64 {
+    let ticks = match thread {
+        None => {
+            stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+        }
+        Some(name) => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|task| {
+                stat_ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default())
+            })
+            .sum(),
+    };
+    // USER_HZ: 100 on every Linux this runs on (`getconf CLK_TCK`).
+    ticks as f64 / 100.0
+}
+
+/// A server process of `deploy/servers.sh`: from its pid file, else the oldest by name.
+fn server_pid(name: &str) -> Option<u32> {
+    let run_dir = std::env::var("ZHIDA_RUN_DIR").unwrap_or_else(|_| "/tmp/zhida-servers".into());
+    std::fs::read_to_string(format!("{run_dir}/{name}.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .or_else(|| {
+            Command::new("pgrep")
+                .args(["-o", "-x", name])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse().ok())
+        })
+}
+
+/// VmRSS of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The CPU seconds the bench accounts, by label: the relay, tansu, Redis, the receiver's
+/// threads and the rest of this bench (the sender in the baseline).
+struct Cpu {
+    relay: u32,
+    servers: Vec<(&'static str, u32)>,
+}
+
+impl Cpu {
+    const LABELS: [&'static str; 5] = [
+        "zhida serve relay",
+        "tansu",
+        "redis-server",
+        "the receiver (bench threads)",
+        "rest of the bench (the Sender)",
+    ];
+
+    fn new(relay: u32) -> Self {
+        Self {
+            relay,
+            servers: ["tansu", "redis-server"]
+                .into_iter()
+                .filter_map(|name| server_pid(name).map(|pid| (name, pid)))
+                .collect(),
         }
     }
 
-    fn reset(&self) {
-        self.verified.store(0, Ordering::Relaxed);
-        self.refused.store(0, Ordering::Relaxed);
+    /// Seconds so far, in the order of [`Self::LABELS`] (NaN for a server not found).
+    fn snapshot(&self) -> [f64; 5] {
+        let server = |name: &str| {
+            self.servers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(f64::NAN, |(_, pid)| cpu_seconds(*pid, None))
+        };
+        let me = std::process::id();
+        let receiver = cpu_seconds(me, Some(RECEIVER_THREADS));
+        [
+            cpu_seconds(self.relay, None),
+            server("tansu"),
+            server("redis-server"),
+            receiver,
+            cpu_seconds(me, None) - receiver,
+        ]
     }
 }
 
@@ -270,24 +447,17 @@ impl Relay {
     }
 
     fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
 }
 
-fn policy(run: &str, i: usize) -> PolicyPublished {
+/// Policy `i` of the run, tagged `tag`.
+fn policy(run: &str, i: usize, tag: &str) -> PolicyPublished {
     PolicyPublished {
         policy_id: format!("pol-{run}-{i}"),
         title: format!("杨浦区数字经济企业扶持政策（第{i}号）"),
         summary: "对符合条件的软件和信息服务业企业给予研发投入补贴。".into(),
-        tags: vec!["digital-economy".into()],
+        tags: vec![tag.into()],
         department: "区科委".into(),
         service_url: "https://zwdt.sh.gov.cn/".into(),
         version: 1,
@@ -311,10 +481,11 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let subscribers = number("BENCH_RELAY_SUBSCRIBERS", 1_000);
-    let policies = number("BENCH_RELAY_POLICIES", 10);
+    let policies = number("BENCH_RELAY_POLICIES", 20);
+    let rounds = number("BENCH_RELAY_ROUNDS", 5).max(1);
     let streams = number("BENCH_RELAY_STREAMS", 1_000);
     let (id, kafka) = support::namespace("relay", false).await;
-    let receiver = Receiver::start().await;
+    let receiver = Receiver::start();
     let relay = Relay::start(&kafka, &id, &receiver.ca_pem).await;
     let mut client = relay.client().await;
     let producer = Producer::new(&kafka, "/bench/relay").expect("producer");
@@ -329,7 +500,7 @@ async fn main() {
                     id: format!("park-{i:04}"),
                     kind: RelaySubscriberKind::Park as i32,
                     display_name: format!("园区 {i}"),
-                    scope: r#"{"tags": ["digital-economy"]}"#.into(),
+                    scope: format!(r#"{{"tags": ["{WEBHOOK_TAG}"]}}"#),
                     webhook: Some(Webhook {
                         url: format!("{}/{i}", receiver.url),
                         ..Webhook::default()
@@ -343,43 +514,64 @@ async fn main() {
         secrets.push(Secret::parse(&answer.webhook_secret).expect("secret"));
     }
     *receiver.secrets.lock().await = secrets.clone();
+    for name in ["stream-one", "stream-many"] {
+        client
+            .put_subscriber(PutSubscriberRequest {
+                subscriber: Some(Subscriber {
+                    id: name.into(),
+                    kind: RelaySubscriberKind::Association as i32,
+                    display_name: format!("协会 {name}"),
+                    scope: format!(r#"{{"tags": ["{STREAM_TAG}"]}}"#),
+                    ..Subscriber::default()
+                }),
+            })
+            .await
+            .expect("registered");
+    }
     println!(
         "relay bench: {subscribers} subscribers with webhooks registered in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let expected = subscribers * policies;
-    receiver.reset();
+    let cpu = Cpu::new(relay.child.id());
+    let before = cpu.snapshot();
     let started = Instant::now();
     for i in 0..policies {
-        let p = policy(&id, i);
+        let p = policy(&id, i, WEBHOOK_TAG);
         producer.emit(&p.policy_id, &p).await.expect("produced");
     }
     let deadline = Instant::now() + Duration::from_secs(600);
-    while receiver.verified.load(Ordering::Relaxed) < expected {
+    // The longest time no new delivery arrived (the relay stalled), after the first.
+    let (mut seen, mut progress, mut longest_pause) = (0, Instant::now(), Duration::ZERO);
+    while seen < expected {
         assert!(
             Instant::now() < deadline,
-            "only {} of {expected} deliveries in 10 min",
-            receiver.verified.load(Ordering::Relaxed)
+            "only {seen} of {expected} deliveries in 10 min"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = receiver.tally(|t| t.relayed);
+        if now > seen {
+            if seen > 0 {
+                longest_pause = longest_pause.max(progress.elapsed());
+            }
+            (seen, progress) = (now, Instant::now());
+        }
     }
     let relayed = started.elapsed();
-    assert_eq!(
-        receiver.refused.load(Ordering::Relaxed),
-        0,
-        "every signature verifies"
-    );
+    let relay_cpu = since(cpu.snapshot(), before);
+    let (relay_duplicates, relay_connections) = receiver.tally(|t| (t.duplicates, t.connections));
+    assert_eq!(receiver.tally(|t| t.refused), 0, "every signature verifies");
 
     // Baseline: as many signed POSTs straight from the sender.
-    receiver.reset();
     let sender = Sender::new(SenderConfig {
         timeout: Duration::from_secs(15),
         extra_root_certs_pem: vec![receiver.ca_pem.clone().into_bytes()],
         guard: Guard::from_config(&["127.0.0.0/8".to_string()]).expect("guard"),
     })
     .expect("sender");
-    let body = br#"{"type":"policy.relayed","data":{"policyId":"pol-baseline"}}"#.to_vec();
+    let body = receiver.tally(|t| t.sample.clone());
     let next = Arc::new(AtomicUsize::new(0));
+    let before = cpu.snapshot();
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
@@ -396,13 +588,7 @@ async fn main() {
                     if n >= expected {
                         return;
                     }
-                    let ts = i64::try_from(
-                        SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .unwrap_or_default()
-                            .as_secs(),
-                    )
-                    .unwrap_or(0);
+                    let ts = unix_seconds();
                     let secret = &secrets[n % secrets.len()];
                     let msg_id = format!("msg_baseline_{n}");
                     let signature =
@@ -425,6 +611,14 @@ async fn main() {
         worker.await.expect("worker");
     }
     let direct = started.elapsed();
+    let direct_cpu = since(cpu.snapshot(), before);
+    let (baseline, duplicates, refused, connections) =
+        receiver.tally(|t| (t.baseline, t.duplicates, t.refused, t.connections));
+    assert_eq!(
+        (baseline, refused),
+        (expected, 0),
+        "every baseline request verified"
+    );
     let rate = |d: Duration| expected as f64 / d.as_secs_f64();
     println!(
         "\n1. webhooks, {policies} policies × {subscribers} subscribers = {expected} signed deliveries, all verified"
@@ -443,12 +637,55 @@ async fn main() {
         policies as f64 / direct.as_secs_f64()
     );
     println!(
-        "   relay / baseline: {:.2}  (same concurrency {CONCURRENCY}, same receiver, keep-alive)",
-        direct.as_secs_f64() / relayed.as_secs_f64()
+        "   relay / baseline: {:.2}  (same concurrency {CONCURRENCY}, same receiver, same \
+         body of {} bytes, keep-alive: {relay_connections} TLS connections for the relay, {})",
+        direct.as_secs_f64() / relayed.as_secs_f64(),
+        body.len(),
+        connections - relay_connections
+    );
+    println!(
+        "   longest pause between two relayed deliveries: {}",
+        ms(longest_pause)
+    );
+    println!(
+        "   the relay sent {relay_duplicates} verified deliveries again by the last one's \
+         arrival, {} by the baseline's end (webhooks are at least once; the receiver counts \
+         each webhook-id once)",
+        duplicates
+    );
+    println!(
+        "\n   CPU seconds per 1,000 deliveries {:>13} {:>10}",
+        "relay run", "baseline"
+    );
+    let per_thousand = |s: f64| {
+        if s.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", 1_000.0 * s / expected as f64)
+        }
+    };
+    for (n, label) in Cpu::LABELS.iter().enumerate() {
+        println!(
+            "     {label:<32} {:>10} {:>10}",
+            per_thousand(relay_cpu[n]),
+            per_thousand(direct_cpu[n])
+        );
+    }
+    let all = |c: &[f64; 5]| c.iter().filter(|s| !s.is_nan()).sum::<f64>();
+    println!(
+        "     {:<32} {:>10} {:>10}",
+        "all of them (2 cores = 2 s/s)",
+        per_thousand(all(&relay_cpu)),
+        per_thousand(all(&direct_cpu))
+    );
+    println!(
+        "     (tansu and Redis: whatever else ran on them meanwhile too; the relay run's bench \
+         part produces and polls the count)"
     );
 
     // 2. and 3. Streams on one subscriber.
     let rss_before = relay.rss_kib();
+    let bench_rss_before = rss_kib(std::process::id());
     let mut channels = Vec::new();
     for _ in 0..STREAM_CONNECTIONS.min(streams.max(1)) {
         channels.push(
@@ -462,8 +699,12 @@ async fn main() {
     let mut results = Vec::new();
     let many = format!("{streams} clients");
     for (label, count) in [("baseline: 1 client", 1), (many.as_str(), streams)] {
-        let subscriber = if count == 1 { "park-0000" } else { "park-0001" };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+        let subscriber = if count == 1 {
+            "stream-one"
+        } else {
+            "stream-many"
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
         let opened = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
         // Each client first drains what is in the feed (the policies above), then waits.
@@ -495,8 +736,10 @@ async fn main() {
                     stream.message().await.expect("ok").expect("backlog entry");
                 }
                 opened.fetch_add(1, Ordering::Relaxed);
-                let _ = stream.message().await.expect("ok").expect("live entry");
-                let _ = tx.send((c, Instant::now()));
+                for _ in 0..rounds {
+                    let item = stream.message().await.expect("ok").expect("live entry");
+                    let _ = tx.send((item.policy_id, Instant::now()));
+                }
             }));
         }
         drop(tx);
@@ -504,36 +747,72 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let idle_rss = relay.rss_kib();
-        let p = policy(&id, 1_000_000 + count);
-        let sent = Instant::now();
-        producer.emit(&p.policy_id, &p).await.expect("produced");
-        let mut latencies = Vec::with_capacity(count);
-        while let Some((_, at)) = rx.recv().await {
-            latencies.push(at - sent);
+        let idle_rss = (relay.rss_kib(), rss_kib(std::process::id()));
+        // One policy at a time, the next once every client has the last.
+        let (mut latencies, mut fan_outs) = (Vec::with_capacity(count * rounds), Vec::new());
+        for round in 0..rounds {
+            let p = policy(&id, 1_000_000 + count * 100 + round, STREAM_TAG);
+            let sent = Instant::now();
+            producer.emit(&p.policy_id, &p).await.expect("produced");
+            let mut last = sent;
+            for _ in 0..count {
+                let (policy_id, at) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+                    .await
+                    .expect("every client gets the policy within a minute")
+                    .expect("clients live");
+                assert_eq!(policy_id, p.policy_id, "the entries come in order");
+                latencies.push(at - sent);
+                last = last.max(at);
+            }
+            fan_outs.push(last - sent);
+            // Rounds apart: the relay idle again before the next.
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         for h in handles {
             h.await.expect("client");
         }
         latencies.sort();
-        results.push((label, count, latencies, idle_rss));
+        fan_outs.sort();
+        results.push((label, count, latencies, fan_outs, idle_rss));
     }
-    println!("\n2. StreamFeed fan-out of one new policy (produce → each client's receipt)");
-    println!("   {:<22} {:>10} {:>10} {:>10}", "", "p50", "p99", "max");
-    for (label, _, latencies, _) in &results {
+    println!(
+        "\n2. StreamFeed fan-out of a new policy, {rounds} policies one after another \
+         (produce → each client's receipt)"
+    );
+    println!(
+        "   {:<22} {:>10} {:>10} {:>10} {:>22}",
+        "", "p50", "p99", "max", "all clients (median)"
+    );
+    for (label, _, latencies, fan_outs, _) in &results {
         println!(
-            "   {:<22} {:>10} {:>10} {:>10}",
+            "   {:<22} {:>10} {:>10} {:>10} {:>22}",
             label,
             ms(percentile(latencies, 0.5)),
             ms(percentile(latencies, 0.99)),
-            ms(*latencies.last().unwrap_or(&Duration::ZERO))
+            ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+            ms(percentile(fan_outs, 0.5)),
         );
     }
-    let (_, count, _, idle_rss) = &results[1];
+    let (_, count, _, _, (idle_rss, bench_idle_rss)) = &results[1];
+    let per_stream = |after: u64, before: u64| (after as f64 - before as f64) / *count as f64;
     println!(
-        "\n3. memory: relay RSS {} KiB before, {} KiB with {count} idle streams open: {:.1} KiB per idle stream",
-        rss_before,
-        idle_rss,
-        (*idle_rss as f64 - rss_before as f64) / *count as f64
+        "\n3. memory: relay RSS {rss_before} KiB before, {idle_rss} KiB with {count} idle streams \
+         open: {:.1} KiB per idle stream",
+        per_stream(*idle_rss, rss_before)
     );
+    println!(
+        "   client side (this bench, tonic, {} HTTP/2 connections): {bench_rss_before} KiB → \
+         {bench_idle_rss} KiB, {:.1} KiB per stream",
+        channels.len(),
+        per_stream(*bench_idle_rss, bench_rss_before)
+    );
+}
+
+/// What each process spent between two CPU snapshots.
+fn since(after: [f64; 5], before: [f64; 5]) -> [f64; 5] {
+    let mut spent = after;
+    for (s, b) in spent.iter_mut().zip(before) {
+        *s -= b;
+    }
+    spent
 }
