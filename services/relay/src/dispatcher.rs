@@ -50,20 +50,25 @@ impl Dispatcher {
         let lease = self.timeout + Duration::from_secs(30);
         while !shutdown.is_cancelled() {
             let free = permits.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match self
-                    .delivery
-                    .outbox
-                    .claim_due(SystemTime::now(), lease, free)
-                    .await
-                {
-                    Ok(claimed) => claimed,
-                    Err(error) => {
-                        tracing::warn!(%error, "webhook outbox unavailable; retrying");
-                        Vec::new()
-                    }
+            if free == 0 {
+                // Every endpoint slot is busy: wait for one. Looping without an await here
+                // would hold this worker thread and starve the attempts that free a slot.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = permits.clone().acquire_owned() => drop(permit?),
+                }
+                continue;
+            }
+            let claimed = match self
+                .delivery
+                .outbox
+                .claim_due(SystemTime::now(), lease, free)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook outbox unavailable; retrying");
+                    Vec::new()
                 }
             };
             let idle = claimed.len() < free;
