@@ -45,7 +45,7 @@ use rdkafka::{
     ClientConfig, Message as _,
     consumer::{Consumer, StreamConsumer},
 };
-use support::{free_port, number, serving, var};
+use support::{cpu_seconds, free_port, number, server_pid, serving, var};
 use zhida_bus::{Producer, Topic, Topics};
 use zhida_proto::{
     events::v1::PolicyContent,
@@ -239,46 +239,8 @@ impl Dump {
     }
 }
 
-/// utime + stime, in seconds, of a process.
-fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
-    (field(14).unwrap_or(0.0) + field(15).unwrap_or(0.0)) / ticks
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// A server process of `deploy/servers.sh`: from its pid file, else the oldest by name.
-fn server_pid(name: &str) -> Option<u32> {
-    let run_dir = std::env::var("ZHIDA_RUN_DIR").unwrap_or_else(|_| "/tmp/zhida-servers".into());
-    std::fs::read_to_string(format!("{run_dir}/{name}.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        .or_else(|| {
-            Command::new("pgrep")
-                .args(["-o", "-x", name])
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|s| s.trim().parse().ok())
-        })
-}
-
 /// The processes whose CPU is accounted, by label.
 struct Cpu {
-    ticks: f64,
     pids: Vec<(String, u32)>,
 }
 
@@ -286,7 +248,7 @@ impl Cpu {
     fn snapshot(&self) -> Vec<f64> {
         self.pids
             .iter()
-            .map(|(_, pid)| cpu_seconds(*pid, self.ticks))
+            .map(|(_, pid)| cpu_seconds(*pid, None))
             .collect()
     }
 }
@@ -523,7 +485,6 @@ async fn layout(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let ticks = clock_ticks();
     let mut pids: Vec<(String, u32)> = run
         .processes
         .iter()
@@ -536,7 +497,7 @@ async fn layout(
     }
     pids.push(("smtp-sink".into(), sink.process.pid()));
     pids.push(("this bench".into(), std::process::id()));
-    let cpu = Cpu { ticks, pids };
+    let cpu = Cpu { pids };
 
     sink.clear();
     eprintln!("[{}] fan-out to {count}", run.id);
@@ -616,8 +577,7 @@ async fn layout(
 /// sink: messages/s start to exit, and the sink's CPU seconds per 1,000.
 fn smtp_source(sink: &Sink, count: usize, size: u64, sessions: usize) -> (f64, usize, f64) {
     sink.clear();
-    let ticks = clock_ticks();
-    let before = cpu_seconds(sink.process.pid(), ticks);
+    let before = cpu_seconds(sink.process.pid(), None);
     let started = Instant::now();
     let output = Command::new("/usr/sbin/smtp-source")
         .args(["-d", "-s", &sessions.to_string(), "-m", &count.to_string()])
@@ -628,7 +588,7 @@ fn smtp_source(sink: &Sink, count: usize, size: u64, sessions: usize) -> (f64, u
         .expect("smtp-source");
     let elapsed = started.elapsed().as_secs_f64();
     assert!(output.status.success(), "smtp-source failed: {output:?}");
-    let sink_cpu = cpu_seconds(sink.process.pid(), ticks) - before;
+    let sink_cpu = cpu_seconds(sink.process.pid(), None) - before;
     // smtp-sink may still be writing the last files.
     std::thread::sleep(Duration::from_millis(500));
     let received = sink.count();

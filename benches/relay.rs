@@ -37,12 +37,8 @@ use std::{
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-use support::{free_port, number, serving, var};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-    sync::Mutex,
-};
+use support::{cpu_seconds, free_port, number, rss_kib, server_pid, serving, var};
+use tokio::{io::AsyncWriteExt, net::TcpListener, sync::Mutex};
 use tokio_rustls::{
     TlsAcceptor,
     rustls::{
@@ -58,7 +54,7 @@ use zhida_proto::{
         relay_service_client::RelayServiceClient,
     },
 };
-use zhida_webhook::{Attempt, Guard, Secret, Sender, SenderConfig};
+use zhida_webhook::{Attempt, Guard, Secret, Sender, SenderConfig, receiver::read_request};
 
 /// Endpoints one relay (and the baseline) sends to at once.
 const CONCURRENCY: usize = 256;
@@ -175,24 +171,9 @@ async fn serve_connection(
     };
     tally.lock().unwrap_or_else(|e| e.into_inner()).connections += 1;
     let mut buffer = Vec::new();
-    while let Some((headers, body)) = read_request(&mut tls, &mut buffer).await {
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map_or(String::new(), |(_, v)| v.clone())
-        };
-        let id = header("webhook-id");
-        let good = zhida_webhook::verify(
-            &keys.lock().await,
-            &id,
-            &header("webhook-timestamp"),
-            &header("webhook-signature"),
-            &body,
-            unix_seconds(),
-            300,
-        )
-        .is_ok();
+    while let Some(request) = read_request(&mut tls, &mut buffer).await {
+        let good = request.verify(&keys.lock().await, unix_seconds()).is_ok();
+        let (id, body) = (request.webhook_id().to_string(), request.body);
         let status = {
             let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
             if !good {
@@ -228,67 +209,6 @@ fn unix_seconds() -> i64 {
             .as_secs(),
     )
     .unwrap_or(i64::MAX)
-}
-
-/// utime + stime, in clock ticks, from a `/proc/…/stat` line.
-fn stat_ticks(stat: &str) -> u64 {
-    // Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    field(14).unwrap_or(0) + field(15).unwrap_or(0)
-}
-
-/// utime + stime, in seconds, of process `pid`, or of those of its threads named `thread`.
-fn cpu_seconds(pid: u32, thread: Option<&str>) -> f64 {
-    let ticks = match thread {
-        None => {
-            stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-        }
-        Some(name) => std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
-            })
-            .map(|task| {
-                stat_ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default())
-            })
-            .sum(),
-    };
-    // USER_HZ: 100 on every Linux this runs on (`getconf CLK_TCK`).
-    ticks as f64 / 100.0
-}
-
-/// A server process of `deploy/servers.sh`: from its pid file, else the oldest by name.
-fn server_pid(name: &str) -> Option<u32> {
-    let run_dir = std::env::var("ZHIDA_RUN_DIR").unwrap_or_else(|_| "/tmp/zhida-servers".into());
-    std::fs::read_to_string(format!("{run_dir}/{name}.pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
-        .or_else(|| {
-            Command::new("pgrep")
-                .args(["-o", "-x", name])
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|s| s.trim().parse().ok())
-        })
-}
-
-/// VmRSS of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// The CPU seconds the bench accounts, by label: the relay, tansu, Redis, the receiver's
@@ -335,46 +255,6 @@ impl Cpu {
             cpu_seconds(me, None) - receiver,
         ]
     }
-}
-
-/// One request off `stream` (what is left of the last read stays in `buffer`).
-async fn read_request(
-    stream: &mut (impl AsyncReadExt + Unpin),
-    buffer: &mut Vec<u8>,
-) -> Option<(Vec<(String, String)>, Vec<u8>)> {
-    let mut chunk = [0u8; 16384];
-    let end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buffer.len() < end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    let body = buffer[end..end + length].to_vec();
-    buffer.drain(..end + length);
-    Some((headers, body))
 }
 
 struct Relay {

@@ -3,7 +3,7 @@
 //! and to allow loopback, which its SSRF guard refuses otherwise). Each POST is checked as
 //! any association's receiver would check it: the Standard Webhooks signature over
 //! `id.timestamp.body` with the secret the registration returned, and the timestamp within
-//! five minutes; then answered 204 (401 when it does not verify).
+//! five minutes; then answered 204 (401 when it does not verify), keeping the connection.
 
 use std::{
     sync::{Arc, Mutex},
@@ -15,10 +15,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::{io::AsyncWriteExt, net::TcpListener};
 use tokio_rustls::{
     TlsAcceptor,
     rustls::{
@@ -26,10 +23,10 @@ use tokio_rustls::{
         pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
     },
 };
-use zhida_webhook::Secret;
-
-/// Largest request read; a delivery is a few KiB.
-const MAX_REQUEST: usize = 1 << 20;
+use zhida_webhook::{
+    Secret,
+    receiver::{Request, read_request},
+};
 
 /// One delivery as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -86,25 +83,23 @@ impl Receiver {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, key, log) = (acceptor.clone(), key.clone(), log.clone());
                 tokio::spawn(async move {
-                    if let Ok(mut tls) = acceptor.accept(tcp).await {
-                        let answer = match read_request(&mut tls).await {
-                            Ok((headers, body)) => {
-                                let delivery = check(&key, &headers, &body);
-                                let verified = delivery.verified;
-                                log.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
-                                if verified {
-                                    "204 No Content"
-                                } else {
-                                    "401 Unauthorized"
-                                }
-                            }
-                            Err(_) => "400 Bad Request",
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    // Requests one after another on the connection (keep-alive).
+                    let mut buffer = Vec::new();
+                    while let Some(request) = read_request(&mut tls, &mut buffer).await {
+                        let delivery = check(&key, &request);
+                        let answer = if delivery.verified {
+                            "204 No Content"
+                        } else {
+                            "401 Unauthorized"
                         };
-                        let response = format!(
-                            "HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        );
-                        let _ = tls.write_all(response.as_bytes()).await;
-                        let _ = tls.shutdown().await;
+                        log.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
+                        let response = format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\n\r\n");
+                        if tls.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
                     }
                 });
             }
@@ -134,52 +129,8 @@ impl Receiver {
     }
 }
 
-/// Reads one HTTP/1.1 request: lower-cased headers, and the body by content-length.
-async fn read_request(
-    stream: &mut (impl AsyncReadExt + Unpin),
-) -> anyhow::Result<(Vec<(String, String)>, Vec<u8>)> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        anyhow::ensure!(buffer.len() < MAX_REQUEST, "request head too large");
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        buffer.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buffer[..head_end])?;
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    anyhow::ensure!(length <= MAX_REQUEST, "body too large");
-    let mut body = buffer[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    Ok((headers, body))
-}
-
-/// The delivery in `headers` and `body`, verified against the secret.
-fn check(secret: &Mutex<Option<Secret>>, headers: &[(String, String)], body: &[u8]) -> Received {
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
+/// The delivery `request` as received, verified against the secret.
+fn check(secret: &Mutex<Option<Secret>>, request: &Request) -> Received {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -189,19 +140,9 @@ fn check(secret: &Mutex<Option<Secret>>, headers: &[(String, String)], body: &[u
         .iter()
         .cloned()
         .collect();
-    let verified = zhida_webhook::verify(
-        &secrets,
-        header(zhida_webhook::HEADER_ID),
-        header(zhida_webhook::HEADER_TIMESTAMP),
-        header(zhida_webhook::HEADER_SIGNATURE),
-        body,
-        now,
-        zhida_webhook::DEFAULT_TOLERANCE_SECS,
-    )
-    .is_ok();
     Received {
-        webhook_id: header(zhida_webhook::HEADER_ID).to_string(),
-        verified,
-        body: serde_json::from_slice(body).unwrap_or_default(),
+        webhook_id: request.webhook_id().to_string(),
+        verified: request.verify(&secrets, now).is_ok(),
+        body: serde_json::from_slice(&request.body).unwrap_or_default(),
     }
 }

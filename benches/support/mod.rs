@@ -158,3 +158,77 @@ pub async fn namespace(
     zhida_bus::ensure_topics(&kafka).await.expect("topics");
     (id, kafka)
 }
+
+/// utime + stime, in clock ticks, from a `/proc/…/stat` line.
+fn stat_ticks(stat: &str) -> u64 {
+    // Fields after the command's closing parenthesis: state is 3rd, utime 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 where it cannot be asked).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    *TICKS
+}
+
+/// utime + stime, in seconds, of process `pid`, or of those of its threads named `thread`.
+pub fn cpu_seconds(pid: u32, thread: Option<&str>) -> f64 {
+    let ticks: u64 = match thread {
+        None => {
+            stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+        }
+        Some(name) => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|task| {
+                stat_ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default())
+            })
+            .sum(),
+    };
+    ticks as f64 / clock_ticks()
+}
+
+/// A server process of `deploy/servers.sh`: from its pid file, else the oldest by name.
+pub fn server_pid(name: &str) -> Option<u32> {
+    let run_dir = std::env::var("ZHIDA_RUN_DIR").unwrap_or_else(|_| "/tmp/zhida-servers".into());
+    std::fs::read_to_string(format!("{run_dir}/{name}.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .or_else(|| {
+            Command::new("pgrep")
+                .args(["-o", "-x", name])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse().ok())
+        })
+}
+
+/// VmRSS of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -11,10 +11,13 @@
 //!   to (no loopback, private, link-local, cloud metadata… unless configured).
 //! - [`sender`]: [`Sender`], one HTTPS attempt with the guard applied when connecting, its
 //!   outcome an [`Attempt`].
+//! - [`receiver`]: reading and checking a delivery, for the receivers Zhida runs itself
+//!   (the demo's, the bench's).
 //!
 //! Everything but the sender and [`Guard::resolve`] is pure.
 
 pub mod guard;
+pub mod receiver;
 pub mod schedule;
 pub mod secret;
 pub mod sender;
