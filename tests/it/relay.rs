@@ -338,15 +338,16 @@ async fn scoped_feeds_by_pull_stream_and_webhook_forwards_with_dedup_and_reach()
         mail_for(&env.address("ent-a")).len() == 1
     })
     .await;
+    let to_all = ForwardRequest {
+        policy_id: software.clone(),
+        all_members: true,
+        child_ids: vec![branch.clone()],
+        note: "请会员企业对照申报。".into(),
+        request_id: "fwd-1".into(),
+        ..ForwardRequest::default()
+    };
     let forward = as_assoc
-        .forward(ForwardRequest {
-            policy_id: software.clone(),
-            all_members: true,
-            child_ids: vec![branch.clone()],
-            note: "请会员企业对照申报。".into(),
-            request_id: "fwd-1".into(),
-            ..ForwardRequest::default()
-        })
+        .forward(to_all.clone())
         .await
         .expect("forwarded")
         .into_inner();
@@ -378,17 +379,7 @@ async fn scoped_feeds_by_pull_stream_and_webhook_forwards_with_dedup_and_reach()
         .await
         .expect("the branch forwards");
     // A retried forward changes nothing.
-    as_assoc
-        .forward(ForwardRequest {
-            policy_id: software.clone(),
-            all_members: true,
-            child_ids: vec![branch.clone()],
-            note: "请会员企业对照申报。".into(),
-            request_id: "fwd-1".into(),
-            ..ForwardRequest::default()
-        })
-        .await
-        .expect("retried");
+    as_assoc.forward(to_all).await.expect("retried");
     eventually("ent-b's forwarded email", Duration::from_secs(30), || {
         mail_for(&env.address("ent-b")).len() == 1
     })

@@ -71,21 +71,36 @@ pub struct Delivery {
     pub capacity: usize,
 }
 
+/// An entry ready to go to any number of subscribers: encoded for the feed and as the
+/// webhook body once, not once per subscriber.
+pub struct Prepared<'a> {
+    pub item: &'a FeedItem,
+    encoded: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(item: &'a FeedItem) -> Self {
+        Self {
+            item,
+            encoded: item.encode_to_vec(),
+            payload: payload(item),
+        }
+    }
+}
+
 impl Delivery {
-    /// Puts `item` into `to`'s feed as entry `entry_id`, records the reach and queues the
+    /// Puts the entry into `to`'s feed as `entry_id`, records the reach and queues the
     /// webhook. True when the entry is new.
     pub async fn deliver(
         &self,
         to: &Entry,
         entry_id: &str,
-        item: &FeedItem,
+        entry: &Prepared<'_>,
     ) -> Result<bool, StoreError> {
         let id = to.stored.id();
-        let appended = self
-            .feeds
-            .of(id)
-            .append(entry_id, &item.encode_to_vec())
-            .await?;
+        let item = entry.item;
+        let appended = self.feeds.of(id).append(entry_id, &entry.encoded).await?;
         if !item.policy_id.is_empty() {
             let mark = match FeedEvent::try_from(item.event) {
                 Ok(FeedEvent::Relayed) | Ok(FeedEvent::Forwarded) => Some(ReachMark::Reached {
@@ -103,7 +118,7 @@ impl Delivery {
         if to.stored.webhook().is_some_and(|w| !w.url.is_empty()) {
             let message = OutboxMessage {
                 id: message_id(id, entry_id),
-                payload: payload(item),
+                payload: entry.payload.clone(),
             };
             if self.outbox.enqueue(id, &message, self.capacity).await? == Enqueued::Full {
                 tracing::warn!(

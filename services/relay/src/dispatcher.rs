@@ -23,9 +23,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use zhida_proto::relay::v1::{FeedEvent, FeedItem, WebhookState};
 use zhida_store::{Queued, ReachMark, StoreError};
-use zhida_webhook::{Attempt, Sender};
+use zhida_webhook::{Attempt, RetrySchedule, Sender};
 
-use crate::{delivery::Delivery, registry::Registry, subscriber::Entry};
+use crate::{
+    delivery::{Delivery, Prepared},
+    registry::Registry,
+    subscriber::Entry,
+};
 
 /// How often an idle dispatcher looks for due deliveries.
 const IDLE_POLL: Duration = Duration::from_millis(50);
@@ -34,8 +38,8 @@ pub(crate) struct Dispatcher {
     pub registry: Arc<Registry>,
     pub delivery: Arc<Delivery>,
     pub sender: Sender,
-    /// The delay before each attempt; `schedule[n]` comes after the n-th failure.
-    pub schedule: Vec<Duration>,
+    /// The delay before each attempt.
+    pub schedule: RetrySchedule,
     /// Deliveries per second to an endpoint that sets none.
     pub default_rate: u32,
     pub concurrency: usize,
@@ -169,9 +173,9 @@ impl Dispatcher {
             Attempt::Refused { reason } => format!("refused: {reason}"),
         };
         let made = head.attempts + 1;
-        match self.schedule.get(made as usize) {
+        match self.schedule.delay_before(made) {
             Some(delay) => {
-                outbox.retry(endpoint, &id, now + *delay).await?;
+                outbox.retry(endpoint, &id, now + delay).await?;
                 tracing::info!(
                     subscriber = endpoint,
                     webhook_id = id,
@@ -241,7 +245,7 @@ impl Dispatcher {
             .deliver(
                 &feed_only,
                 &format!("notice:disabled:{}", head.message.id),
-                &notice,
+                &Prepared::new(&notice),
             )
             .await?;
         tracing::warn!(

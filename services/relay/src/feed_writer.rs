@@ -3,11 +3,11 @@
 //! every subscriber that holds it: a revision (and to those the new version's scope now
 //! matches), a withdrawal, an expiry, each as an entry of its own.
 //!
-//! Beside the subscribers' feeds the relay keeps the district-wide feed, whose per-policy
-//! *state* (a `FeedItem` of the latest content, status, version and withdrawal reason) is
-//! what every feed overlays on its entries ([`overlay`]) and what a forward sends:
-//! - `PolicyRevised`: the new version's content and number (a revision of a policy not
-//!   relayed yet appends it);
+//! Beside the subscribers' feeds the relay keeps each policy's *state* (a `FeedItem` of the
+//! latest content, status, version and withdrawal reason): the status every feed overlays
+//! on its entries and the content a forward sends:
+//! - `PolicyPublished`: the published version;
+//! - `PolicyRevised`: the new version's content and number;
 //! - `PolicyWithdrawn`: status withdrawn, with the reason; final;
 //! - `PolicyExpired`: status expired (unless withdrawn).
 //!
@@ -26,13 +26,18 @@ use zhida_proto::{
 };
 use zhida_store::Feed;
 
-use crate::{delivery::Delivery, registry::Registry, subscriber::Entry};
+use crate::{
+    delivery::{Delivery, Prepared},
+    registry::Registry,
+    subscriber::Entry,
+};
 
 /// Subscribers reached at once for one policy.
 const FAN_OUT: usize = 32;
 
 pub(crate) struct FeedWriter {
-    /// The district-wide feed and its per-policy states.
+    /// Each relayed policy's current state (its content, status and version), the overlay
+    /// of every subscriber's entries and what a forward sends.
     pub feed: Arc<dyn Feed>,
     pub registry: Arc<Registry>,
     pub delivery: Arc<Delivery>,
@@ -101,6 +106,13 @@ pub(crate) fn apply(current: Option<FeedItem>, change: Change) -> Option<FeedIte
     }
 }
 
+fn check_id(item: &FeedItem) -> Result<(), HandleError> {
+    if item.policy_id.is_empty() {
+        return Err(HandleError::permanent("policy without id"));
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Handler for FeedWriter {
     async fn handle(&self, record: &Record) -> Result<(), HandleError> {
@@ -108,7 +120,7 @@ impl Handler for FeedWriter {
         let (policy_id, change) = if ty == PolicyPublished::TYPE {
             let policy: PolicyPublished = record.decode()?;
             let item = item_of(policy.clone());
-            self.append(item.clone()).await?;
+            check_id(&item)?;
             // The state holds the live version from the start (what a forward sends).
             self.change(&item.policy_id, Change::Revised(Box::new(item.clone())))
                 .await?;
@@ -120,9 +132,9 @@ impl Handler for FeedWriter {
                 return Err(HandleError::permanent("PolicyRevised without its policy"));
             };
             let item = item_of(policy.clone());
-            // Not relayed yet (published before the relay ran, or its record lost):
-            // the revision is its first item.
-            self.append(item.clone()).await?;
+            check_id(&item)?;
+            // Also for a policy not relayed yet (published before the relay ran): the
+            // revision is its first state.
             self.change(&item.policy_id, Change::Revised(Box::new(item.clone())))
                 .await?;
             // Those holding it get the new version; those whose scope only the new
@@ -183,19 +195,6 @@ impl Handler for FeedWriter {
 }
 
 impl FeedWriter {
-    async fn append(&self, item: FeedItem) -> Result<(), HandleError> {
-        if item.policy_id.is_empty() {
-            return Err(HandleError::permanent("policy without id"));
-        }
-        let appended = self
-            .feed
-            .append(&item.policy_id, &item.encode_to_vec())
-            .await
-            .map_err(HandleError::transient)?;
-        tracing::info!(policy_id = item.policy_id, appended, "relayed");
-        Ok(())
-    }
-
     /// Applies `change` to the policy's state; returns the state after it (changed or not).
     async fn change(
         &self,
@@ -269,6 +268,7 @@ impl FeedWriter {
         entry_id: &str,
         item: &FeedItem,
     ) -> Result<(), HandleError> {
+        let prepared = Prepared::new(item);
         // At most FAN_OUT at once (a plain loop: a closure here would not be `Send`).
         let mut pending = FuturesUnordered::new();
         let mut rest = to.iter();
@@ -276,7 +276,7 @@ impl FeedWriter {
         loop {
             while pending.len() < FAN_OUT {
                 let Some(entry) = rest.next() else { break };
-                pending.push(self.delivery.deliver(entry, entry_id, item));
+                pending.push(self.delivery.deliver(entry, entry_id, &prepared));
             }
             match pending.next().await {
                 Some(result) => appended += usize::from(result.map_err(HandleError::transient)?),
@@ -312,23 +312,6 @@ mod tests {
         delivery::{Delivery, Feeds},
         subscriber::Stored,
     };
-
-    /// `item` as it reads now: its state (when there is one) overlaid. A state that carries
-    /// content (a revision's) replaces the content; status, version and reason always.
-    fn overlay(item: &mut FeedItem, state: &FeedItem) {
-        if !state.title.is_empty() {
-            item.title = state.title.clone();
-            item.tags = state.tags.clone();
-            item.department = state.department.clone();
-            item.service_url = state.service_url.clone();
-            item.summary = state.summary.clone();
-        }
-        if state.status != PolicyStatus::Unspecified as i32 {
-            item.status = state.status;
-        }
-        item.version = item.version.max(state.version);
-        item.withdrawal_reason = state.withdrawal_reason.clone();
-    }
 
     /// A writer on memory stores with `subscribers` registered.
     async fn writer(feed: Arc<MemoryFeed>, subscribers: &[Subscriber]) -> FeedWriter {
@@ -379,22 +362,12 @@ mod tests {
 
     /// The feed as PullFeed shows it.
     async fn shown(feed: &MemoryFeed) -> Vec<FeedItem> {
-        let entries = feed.read(None, 10).await.expect("read");
-        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-        let states = feed.states(&ids).await.expect("states");
-        entries
-            .iter()
-            .zip(states)
-            .map(|(entry, state)| {
-                let mut item = FeedItem::decode(entry.payload.as_slice()).expect("item");
-                if let Some(state) = state {
-                    overlay(
-                        &mut item,
-                        &FeedItem::decode(state.as_slice()).expect("state"),
-                    );
-                }
-                item
-            })
+        feed.states(&["p-1".to_string()])
+            .await
+            .expect("states")
+            .into_iter()
+            .flatten()
+            .map(|state| FeedItem::decode(state.as_slice()).expect("state"))
             .collect()
     }
 

@@ -32,7 +32,7 @@ use zhida_store::{Feed, FeedEntry, FeedReadError, ReachMark};
 use zhida_webhook::{Guard, Secret};
 
 use crate::{
-    delivery::Delivery,
+    delivery::{Delivery, Prepared},
     error::{Error, Result},
     registry::Registry,
     subscriber::{self, Entry, Stored},
@@ -48,11 +48,12 @@ const STREAM_BUFFER: usize = 32;
 const STREAM_POLL: Duration = Duration::from_secs(5);
 const MAX_NOTE_CHARS: usize = 500;
 
+#[derive(Clone)]
 pub(crate) struct Relay {
     pub registry: Arc<Registry>,
     pub delivery: Arc<Delivery>,
-    /// The district-wide feed, whose states are each policy's current status and content.
-    pub district: Arc<dyn Feed>,
+    /// Each relayed policy's current status and content (its state; see `feed_writer`).
+    pub states: Arc<dyn Feed>,
     pub producer: Producer,
     pub guard: Guard,
     pub rotation_grace: Duration,
@@ -136,7 +137,7 @@ impl Relay {
             .iter()
             .map(|e| policy_of(&e.id).to_string())
             .collect();
-        let states = self.district.states(&ids).await?;
+        let states = self.states.states(&ids).await?;
         let mut items = Vec::with_capacity(entries.len());
         for (entry, state) in entries.into_iter().zip(states) {
             let mut item = decode(&entry.id, &entry.payload)?;
@@ -286,7 +287,7 @@ impl RelayService for Relay {
     ) -> Result<Response<PutSubscriberResponse>, Status> {
         let put = request.into_inner().subscriber;
         let snapshot = self.registry.snapshot().await.map_err(Error::from)?;
-        let (mut subscriber, _tier) =
+        let mut subscriber =
             subscriber::check(put, &snapshot, self.registry.industries(), &self.guard)
                 .map_err(Error::from)?;
         // The name must resolve to an allowed address now (and is checked again at each send).
@@ -454,15 +455,7 @@ impl RelayService for Relay {
             .read(&feed, cursor.as_deref(), STREAM_PAGE, "after_cursor")
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let relay = Relay {
-            registry: self.registry.clone(),
-            delivery: self.delivery.clone(),
-            district: self.district.clone(),
-            producer: self.producer.clone(),
-            guard: self.guard.clone(),
-            rotation_grace: self.rotation_grace,
-            shutdown: self.shutdown.clone(),
-        };
+        let relay = self.clone();
         tokio::spawn(async move {
             loop {
                 let full = entries.len() == STREAM_PAGE;
@@ -551,7 +544,7 @@ impl RelayService for Relay {
             .iter()
             .any(|r| r.subscriber_id == id && r.tier > 0);
         let state = self
-            .district
+            .states
             .states(std::slice::from_ref(&forward.policy_id))
             .await
             .map_err(Error::from)?
@@ -598,6 +591,7 @@ impl RelayService for Relay {
             ..policy.clone()
         };
         let entry_id = format!("{}#from:{id}", forward.policy_id);
+        let forwarded = Prepared::new(&forwarded);
         for child in &forward.child_ids {
             if let Some(child) = snapshot.get(child) {
                 self.delivery
@@ -673,7 +667,7 @@ impl RelayService for Relay {
         // A department sees the reach of its own policies only.
         if let Some(p) = principal.filter(|p| p.kind == Kind::Department && !p.has(RELAY_ADMIN)) {
             let state = self
-                .district
+                .states
                 .states(std::slice::from_ref(&policy_id))
                 .await
                 .map_err(Error::from)?

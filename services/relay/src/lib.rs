@@ -33,10 +33,12 @@ use zhida_catalogue::Industries;
 use zhida_proto::relay::v1::relay_service_server::RelayServiceServer;
 use zhida_runtime::{Component, Config, Shutdown};
 use zhida_store::Stores;
-use zhida_webhook::{Guard, Sender, SenderConfig};
+use zhida_webhook::{Guard, RetrySchedule, Sender, SenderConfig};
 
-/// The district-wide feed: every relayed policy, and each one's current state.
-const DISTRICT_FEED: &str = "all";
+/// Where each relayed policy's current state is kept (the states of a feed whose entries
+/// are not used; the name is that of the district-wide feed it once was, so deployed
+/// states stay readable).
+const POLICY_STATES: &str = "all";
 
 /// The relay's gRPC routes, its `policy.events` and `delivery.status` consumers and its
 /// webhook dispatcher.
@@ -55,7 +57,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         signals: stores.feed_signals(),
         capacity: hooks.queue_capacity,
     });
-    let district = stores.feed(DISTRICT_FEED);
+    let states = stores.feed(POLICY_STATES);
     let guard =
         Guard::from_config(&hooks.allow_networks).context("relay.webhooks.allow_networks")?;
     let mut extra_root_certs_pem = Vec::new();
@@ -75,7 +77,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         registry: registry.clone(),
         delivery: delivery.clone(),
         sender,
-        schedule: hooks.schedule()?,
+        schedule: RetrySchedule::new(hooks.schedule()?).context("relay.webhooks.retry_schedule")?,
         default_rate: hooks.max_per_second,
         concurrency: hooks.concurrency,
         timeout: hooks.timeout,
@@ -84,7 +86,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         config.kafka.clone(),
         ConsumerSpec::new(Group::Relay, Topic::PolicyEvents),
         feed_writer::FeedWriter {
-            feed: district.clone(),
+            feed: states.clone(),
             registry: registry.clone(),
             delivery: delivery.clone(),
         },
@@ -104,7 +106,7 @@ pub async fn component(config: &Config, shutdown: &Shutdown) -> anyhow::Result<C
         .grpc(RelayServiceServer::new(grpc::Relay {
             registry,
             delivery,
-            district,
+            states,
             producer,
             guard,
             rotation_grace: hooks.rotation_grace,

@@ -121,13 +121,13 @@ pub fn entries(stored: Vec<Stored>, industries: &Industries) -> BTreeMap<String,
 }
 
 /// Checks a put against the registry as it is (`existing`), returning the subscriber to
-/// store (trimmed, members deduplicated, output fields cleared) and its tier.
+/// store (trimmed, members deduplicated, output fields cleared).
 pub fn check(
     put: Option<Subscriber>,
     existing: &BTreeMap<String, Entry>,
     industries: &Industries,
     guard: &Guard,
-) -> Result<(Subscriber, u32), FieldViolations> {
+) -> Result<Subscriber, FieldViolations> {
     let mut bad = FieldViolations::new();
     let Some(mut s) = put else {
         bad.add("subscriber", "required");
@@ -150,7 +150,6 @@ pub fn check(
         }
         Some(_) => {}
     }
-    let mut tier = 1;
     if !s.parent_id.is_empty() {
         match existing.get(&s.parent_id) {
             _ if s.parent_id == s.id => bad.add("subscriber.parent_id", "cannot be itself"),
@@ -163,7 +162,7 @@ pub fn check(
                 "subscriber.kind",
                 "must be the kind of its parent (a park's tiers are parks)",
             ),
-            Some(parent) => tier = parent.tier + 1,
+            Some(_) => {}
         }
     }
     if let Some(current) = existing.get(&s.id)
@@ -228,7 +227,7 @@ pub fn check(
     }
     s.tier = 0;
     s.updated_at = None;
-    bad.into_result().map(|()| (s, tier))
+    bad.into_result().map(|()| s)
 }
 
 fn check_contact(bad: &mut FieldViolations, i: usize, contact: &SubscriberContact) {
@@ -322,18 +321,19 @@ mod tests {
         let reg = registry(&[park("park-a", ""), park("park-a-b1", "park-a")]);
         assert_eq!(reg["park-a"].tier, 1);
         assert_eq!(reg["park-a-b1"].tier, 2);
-        let (s, tier) = check(
+        let s = check(
             Some(park("park-a-b1-f3", "park-a-b1")),
             &reg,
             &Industries::gbt4754_2017(),
             &guard(),
         )
         .expect("valid");
-        assert_eq!(tier, 3);
         assert_eq!(s.members, ["e-1", "e-2"]);
+        let three = registry(&[park("park-a", ""), park("park-a-b1", "park-a"), s]);
+        assert_eq!(three["park-a-b1-f3"].tier, 3);
         let too_deep = check(
             Some(park("park-x", "park-a-b1-f3")),
-            &registry(&[park("park-a", ""), park("park-a-b1", "park-a"), s]),
+            &three,
             &Industries::gbt4754_2017(),
             &guard(),
         )
